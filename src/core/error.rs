@@ -1,0 +1,190 @@
+//! Typed errors with stable codes.
+//!
+//! One small struct rather than a giant enum: the [`ErrorCode`] says what class of failure it is
+//! (stable, documented, matched on by callers), the other fields carry what the server said.
+//! Messages are written by us and never contain a secret or a token; text that comes from a
+//! server is scrubbed of known secrets by the edge before it is surfaced.
+
+use core::fmt;
+
+/// The stable error codes. `as_str()` is the contract seen from JavaScript as `error.code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2 `invalid_request` from the token endpoint.
+    InvalidRequest,
+    /// RFC 6749 §5.2 `invalid_client`: wrong id or secret (or wrong environment). Never retried.
+    InvalidClient,
+    /// RFC 6749 §5.2 `invalid_grant`.
+    InvalidGrant,
+    /// RFC 6749 §5.2 `unauthorized_client`: the client may not use this grant.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2 `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2 `invalid_scope`.
+    InvalidScope,
+    /// Any other failure answer from the token endpoint (5xx, unknown error code, a redirect).
+    TokenEndpointError,
+    /// HTTP 429 (or a server that asked us to slow down); see `retry_after_ms`.
+    RateLimited,
+    /// The request took longer than the configured timeout.
+    Timeout,
+    /// The request could not be sent or the connection failed.
+    Network,
+    /// The server answered something we cannot use (bad JSON, missing field, wrong token type).
+    InvalidResponse,
+    /// The configuration is wrong; the message says what to fix.
+    Config,
+    /// The manager or client was closed.
+    Closed,
+    /// The caller's `AbortSignal` fired.
+    Aborted,
+    /// An argument (such as an account id) was refused before any request was made.
+    InvalidArgument,
+    /// The API refused the token even after one refresh (HTTP 401).
+    Unauthorized,
+    /// The API needs a scope the token lacks (HTTP 403 `insufficient_scope`).
+    InsufficientScope,
+    /// HTTP 403 for another reason.
+    Forbidden,
+    /// HTTP 404.
+    NotFound,
+    /// HTTP 5xx from the API after the bounded retries.
+    ServerError,
+    /// Any other unexpected API status.
+    ApiError,
+}
+
+impl ErrorCode {
+    /// The stable string form, as exposed to JavaScript.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::TokenEndpointError => "token_endpoint_error",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Network => "network",
+            ErrorCode::InvalidResponse => "invalid_response",
+            ErrorCode::Config => "config",
+            ErrorCode::Closed => "closed",
+            ErrorCode::Aborted => "aborted",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::ApiError => "api_error",
+        }
+    }
+
+    /// Maps an RFC 6749 §5.2 `error` value to a code; unknown values are a token endpoint error.
+    pub fn from_oauth(error: &str) -> ErrorCode {
+        match error {
+            "invalid_request" => ErrorCode::InvalidRequest,
+            "invalid_client" => ErrorCode::InvalidClient,
+            "invalid_grant" => ErrorCode::InvalidGrant,
+            "unauthorized_client" => ErrorCode::UnauthorizedClient,
+            "unsupported_grant_type" => ErrorCode::UnsupportedGrantType,
+            "invalid_scope" => ErrorCode::InvalidScope,
+            "slow_down" | "temporarily_unavailable" => ErrorCode::RateLimited,
+            _ => ErrorCode::TokenEndpointError,
+        }
+    }
+}
+
+/// A failure, with everything the caller needs to decide what to do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// The stable class of failure.
+    pub code: ErrorCode,
+    /// A sentence for humans, saying what to do next. Never contains a secret.
+    pub message: String,
+    /// The HTTP status, where there was an answer.
+    pub status: Option<u16>,
+    /// RFC 6749 §5.2 `error`, verbatim.
+    pub oauth_error: Option<String>,
+    /// RFC 6749 §5.2 `error_description` (scrubbed of secrets by the edge).
+    pub oauth_error_description: Option<String>,
+    /// How long the server asked us to wait, from `Retry-After`.
+    pub retry_after_ms: Option<u64>,
+    /// Whether the request may have reached the server (and so may have had an effect).
+    pub may_have_reached_server: bool,
+}
+
+impl Error {
+    /// A new error with just a code and a message; the request is assumed not sent.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            status: None,
+            oauth_error: None,
+            oauth_error_description: None,
+            retry_after_ms: None,
+            may_have_reached_server: false,
+        }
+    }
+
+    /// Shorthand for a configuration error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Config, message)
+    }
+
+    /// Sets the HTTP status (an answer came, so the request reached the server).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self.may_have_reached_server = true;
+        self
+    }
+
+    /// Marks whether the request may have reached the server.
+    pub fn reached(mut self, may_have: bool) -> Self {
+        self.may_have_reached_server = may_have;
+        self
+    }
+
+    /// Sets `retry_after_ms`.
+    pub fn with_retry_after(mut self, ms: Option<u64>) -> Self {
+        self.retry_after_ms = ms;
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_codes_map_to_stable_strings() {
+        for code in [
+            "invalid_request",
+            "invalid_client",
+            "invalid_grant",
+            "unauthorized_client",
+            "unsupported_grant_type",
+            "invalid_scope",
+        ] {
+            assert_eq!(ErrorCode::from_oauth(code).as_str(), code);
+        }
+        assert_eq!(ErrorCode::from_oauth("server_error"), ErrorCode::TokenEndpointError);
+        assert_eq!(ErrorCode::from_oauth("slow_down"), ErrorCode::RateLimited);
+    }
+
+    #[test]
+    fn status_implies_the_request_reached_the_server() {
+        let e = Error::new(ErrorCode::ServerError, "x").with_status(500);
+        assert!(e.may_have_reached_server);
+        assert_eq!(e.status, Some(500));
+    }
+}

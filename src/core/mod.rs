@@ -1,0 +1,84 @@
+//! The sans-IO core: pure functions and state machines over plain values.
+//!
+//! Nothing in here reads a clock, touches the network or knows about JavaScript. Time comes in
+//! as [`Millis`] arguments, HTTP goes out as [`HttpRequest`] values and comes back as
+//! [`HttpResponse`] values. That is what lets the host tests drive expiry edges, clock jumps and
+//! a thousand concurrent callers deterministically in milliseconds.
+
+pub mod error;
+pub mod secret;
+
+pub use error::{Error, ErrorCode};
+pub use secret::Secret;
+
+/// Milliseconds since the Unix epoch, as JavaScript's `Date.now()` gives them.
+pub type Millis = u64;
+
+/// One HTTP request to send, exactly as it must go on the wire (minus transport headers).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// Absolute URL.
+    pub url: String,
+    /// Header names and values, in the order they were added.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any (form-encoded or JSON text).
+    pub body: Option<String>,
+}
+
+impl core::fmt::Debug for HttpRequest {
+    // Headers (Authorization) and body (client_secret) may carry secrets: never print them.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &"[redacted]")
+            .field("body", &"[redacted]")
+            .finish()
+    }
+}
+
+/// One HTTP response as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+    /// The body text (already bounded in size by the transport).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// `client_id` and `client_secret` in the form body (what the providers ask for).
+    #[default]
+    ClientSecretPost,
+    /// HTTP Basic with form-encoded id and secret.
+    ClientSecretBasic,
+}
+
+/// A successfully parsed token response (RFC 6749 §5.1), before any lifetime decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The access token; only RFC 6750 b64token characters.
+    pub access_token: Secret,
+    /// The granted scope, if the server said; otherwise `None` (granted = requested).
+    pub scope: Option<Vec<String>>,
+    /// `expires_in`, converted to milliseconds, if present and valid.
+    pub expires_in_ms: Option<u64>,
+    /// The `exp` claim of the token, in epoch milliseconds, if the token is a JWT carrying one.
+    pub jwt_exp_ms: Option<Millis>,
+}
