@@ -82,3 +82,45 @@ pub struct TokenResponse {
     /// The `exp` claim of the token, in epoch milliseconds, if the token is a JWT carrying one.
     pub jwt_exp_ms: Option<Millis>,
 }
+
+/// Appends the decimal form of `n` to `out`.
+///
+/// Used instead of `format!` so the wasm build does not pull in the formatting machinery.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits[..len].iter().rev() {
+        out.push(d as char);
+    }
+}
+
+/// Concatenates string pieces into one `String` (a `format!` without the formatting machinery).
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_u64_writes_every_digit() {
+        for n in [0u64, 7, 10, 300, 1_000_000_007, u64::MAX] {
+            let mut s = String::from("n=");
+            push_u64(&mut s, n);
+            assert_eq!(s, ["n=", &n.to_string()].concat());
+        }
+    }
+}
