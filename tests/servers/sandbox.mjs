@@ -138,6 +138,10 @@ function normalizeFault(input) {
   if (input.headers !== undefined && (input.headers === null || typeof input.headers !== 'object')) {
     throw new TypeError('fault.headers must be an object');
   }
+  for (const [k, v] of Object.entries(input.headers ?? {})) {
+    http.validateHeaderName(k);
+    http.validateHeaderValue(k, String(v));
+  }
   const delayMs = input.delayMs ?? 0;
   if (typeof delayMs !== 'number' || !(delayMs >= 0) || delayMs > 600_000) {
     throw new TypeError('fault.delayMs must be a number of milliseconds (0..600000)');
@@ -161,6 +165,17 @@ function normalizeFault(input) {
     trickleMs,
     redirect: input.redirect,
   };
+}
+
+const MAX_FAULTS = 1000;
+const MAX_TOKENS = 10000;
+
+function countApiStatus(counters, res) {
+  res.on('close', () => {
+    if (!res.headersSent) return; // hung or aborted before any answer
+    const k = String(res.statusCode);
+    counters().apiByStatus[k] = (counters().apiByStatus[k] ?? 0) + 1;
+  });
 }
 
 function publicFault(f) {
@@ -353,6 +368,7 @@ export async function startSandbox(options = {}) {
       token = crypto.randomBytes(32).toString('base64url');
     }
     tokens.set(token, { clientId: client.clientId, scopes, iat, exp });
+    if (tokens.size > MAX_TOKENS) tokens.delete(tokens.keys().next().value); // oldest first
     return { token, expiresIn: config.tokenLifetimeSeconds };
   }
 
@@ -532,10 +548,7 @@ export async function startSandbox(options = {}) {
 
   async function handleApi(req, res, path, query) {
     counters.apiRequests += 1;
-    res.on('finish', () => {
-      const k = String(res.statusCode);
-      counters.apiByStatus[k] = (counters.apiByStatus[k] ?? 0) + 1;
-    });
+    countApiStatus(() => counters, res);
 
     const { tooLarge, text, aborted } = await readBody(req);
     if (aborted) return;
@@ -620,6 +633,7 @@ export async function startSandbox(options = {}) {
   const control = {
     addFault(f) {
       const list = (Array.isArray(f) ? f : [f]).map(normalizeFault);
+      if (faults.length + list.length > MAX_FAULTS) throw new RangeError(`at most ${MAX_FAULTS} pending faults`);
       faults.push(...list);
       return control.faults();
     },
@@ -777,6 +791,7 @@ export async function startSandbox(options = {}) {
         if (kind === 'token') counters.tokenRequests += 1;
         else counters.apiRequests += 1;
         hung.add(res);
+        res.on('close', () => hung.delete(res));
         req.resume();
         return; // never answer
       }
@@ -788,10 +803,7 @@ export async function startSandbox(options = {}) {
         if (kind === 'token') counters.tokenRequests += 1;
         else {
           counters.apiRequests += 1;
-          res.on('finish', () => {
-            const k = String(res.statusCode);
-            counters.apiByStatus[k] = (counters.apiByStatus[k] ?? 0) + 1;
-          });
+          countApiStatus(() => counters, res);
         }
         await readBody(req);
         faultReplacement(req, res, fault);

@@ -430,6 +430,16 @@ describe('sandbox: fault injection', () => {
     assert.equal(sb.control.counters().tokenSuccesses, 1, 'the token was issued but never fully delivered');
   });
 
+  it('reset on the api still counts the status that was sent', async () => {
+    const { access_token: tok } = await (await tokenReq()).json();
+    sb.control.addFault({ target: 'api', reset: true });
+    const r = await fetch(`${sb.url}/v1/balances/${DOC_ACCOUNT}`, { headers: { authorization: `Bearer ${tok}` } });
+    assert.equal(r.status, 200);
+    await assert.rejects(r.text());
+    await new Promise((res) => setTimeout(res, 20));
+    assert.deepEqual(sb.control.counters().apiByStatus, { 200: 1 });
+  });
+
   it('trickle sends the body one byte at a time', async () => {
     await addFault({ target: 'token', trickle: 25, status: 200, body: '{"a":1}' });
     const t0 = performance.now();
@@ -465,6 +475,9 @@ describe('sandbox: fault injection', () => {
     let r = await fetch(`${sb.url}/__control/faults`);
     assert.equal((await r.json()).faults[0].remaining, 3);
     r = await fetch(`${sb.url}/__control/faults`, { method: 'POST', body: JSON.stringify({ target: 'nowhere' }) });
+    assert.equal(r.status, 400);
+    await r.arrayBuffer();
+    r = await fetch(`${sb.url}/__control/faults`, { method: 'POST', body: JSON.stringify({ status: 500, headers: { 'bad header': 'x' } }) });
     assert.equal(r.status, 400);
     await r.arrayBuffer();
     r = await fetch(`${sb.url}/__control/reset`, { method: 'POST' });
