@@ -1,0 +1,100 @@
+# qbank-connect: `make demo` and `make test` do all the set-up themselves (idempotently,
+# printing each step), so they work on a fresh clone. See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+WASM_TARGET := wasm32-unknown-unknown
+# The one wasm-bindgen version: the crate pin in Cargo.toml ("=X.Y.Z") and the CLI must match.
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
+BIN := node_modules/.bin
+RAW := target/pkg-raw
+WASM_OUT := target/$(WASM_TARGET)/release/qbank_connect.wasm
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+step = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: help setup setup-rust setup-js package size demo serve test test-rust test-wasm test-js lint clean
+
+help:
+	@echo "make demo   - build the package and run the demo"
+	@echo "make test   - build the package and run every test"
+	@echo "make size   - print the .wasm and JS glue sizes, raw and gzipped"
+	@echo "make clean  - remove build outputs"
+
+## ---- set-up (each step checks first, so a second run skips what is there) ----
+
+setup: setup-rust setup-js
+
+setup-rust:
+	$(call step,Rust target $(WASM_TARGET))
+	@if rustup target list --installed | grep -qx '$(WASM_TARGET)'; then echo "   already installed"; \
+	 else rustup target add $(WASM_TARGET); fi
+	$(call step,wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (must equal the wasm-bindgen crate pin))
+	@have=$$(wasm-bindgen --version 2>/dev/null | awk '{print $$2}' || true); \
+	 if [ "$$have" = "$(WASM_BINDGEN_VERSION)" ]; then echo "   already installed ($$have)"; \
+	 else echo "   installing (found '$${have:-none}'; takes about 2 minutes)"; \
+	      cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION); fi
+
+# npm ci refuses our lockfile here (the registry lacks deno's and workerd's non-Linux optional
+# packages); npm install honours the lockfile and leaves it unchanged.
+setup-js: node_modules/.qbank-installed
+
+node_modules/.qbank-installed: package.json package-lock.json
+	$(call step,JavaScript tools from package-lock.json (npm install))
+	npm install --no-audit --no-fund
+	@touch $@
+
+## ---- build ----
+
+package: setup
+	$(call step,cargo build --release --target $(WASM_TARGET))
+	cargo build --release --target $(WASM_TARGET)
+	$(call step,wasm-bindgen --target web)
+	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --out-dir $(RAW) $(WASM_OUT)
+	$(call step,wasm-opt -Oz)
+	$(BIN)/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+	  $(RAW)/qbank_connect_bg.wasm -o $(RAW)/qbank_connect_bg.wasm
+	$(call step,pkg/ from pkg-template/)
+	node pkg-template/build.mjs $(RAW) pkg
+	@$(MAKE) --no-print-directory size
+
+size:
+	@node tests/js/size.mjs pkg
+
+## ---- demo ----
+
+demo: package
+	$(call step,demo)
+	node tests/js/demo.mjs
+
+## ---- tests ----
+
+test: package lint test-rust test-wasm test-js
+	@printf '\n==> all tests passed\n'
+
+lint:
+	$(call step,cargo fmt --check)
+	cargo fmt --check
+	$(call step,cargo clippy (host) -D warnings)
+	cargo clippy --all-targets -- -D warnings
+	$(call step,cargo clippy ($(WASM_TARGET)) -D warnings)
+	cargo clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+	$(call step,cargo doc -D warnings)
+	RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
+
+test-rust:
+	$(call step,Rust host tests (sans-IO core, manual clock))
+	cargo test
+
+test-wasm:
+	$(call step,wasm-bindgen-test in Node)
+	cargo test --target $(WASM_TARGET)
+
+test-js:
+	$(call step,JavaScript tests (Node test runner, plus Deno, Bun and workerd through the built package))
+	node --test --test-concurrency=1 tests/js/
+
+clean:
+	rm -rf target/pkg-raw pkg

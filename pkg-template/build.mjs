@@ -1,0 +1,119 @@
+// Turns the wasm-bindgen output (after wasm-opt) into the finished npm package folder pkg/.
+//
+//   node pkg-template/build.mjs <raw-dir> <out-dir>
+//
+// Entries:
+//   workerd.js  Cloudflare Workers (workerd / worker / edge-light conditions): imports the .wasm as
+//               a module, because production Cloudflare refuses to compile wasm from bytes.
+//   index.js    Node ESM, Deno, Bun and bundlers: the wasm bytes are embedded (base64) and compiled
+//               synchronously, so no init() call, no file read (Deno needs no --allow-read) and the
+//               package keeps working after the caller's app is bundled.
+//   index.cjs   Node require(): index.js bundled to CommonJS by esbuild.
+import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync } from "node:fs";
+import { join, dirname, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildSync } from "esbuild";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const [rawDir, outDir] = process.argv.slice(2).map((p) => join(process.cwd(), p));
+if (!rawDir || !outDir) {
+  console.error("usage: node pkg-template/build.mjs <raw-dir> <out-dir>");
+  process.exit(2);
+}
+
+const PUBLIC = ["TokenManager", "QBankClient", "version"];
+
+function findFile(dir, name) {
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) {
+      const found = findFile(p, name);
+      if (found) return found;
+    } else if (entry === name) return p;
+  }
+  return null;
+}
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+cpSync(join(rawDir, "qbank_connect.js"), join(outDir, "qbank_connect.js"));
+cpSync(join(rawDir, "qbank_connect_bg.wasm"), join(outDir, "qbank_connect_bg.wasm"));
+cpSync(join(rawDir, "snippets"), join(outDir, "snippets"), { recursive: true });
+
+const supportAbs = findFile(join(outDir, "snippets"), "support.js");
+if (!supportAbs) throw new Error("support.js snippet not found in the wasm-bindgen output");
+const support = "./" + relative(outDir, supportAbs).split("\\").join("/");
+
+const glue = readFileSync(join(outDir, "qbank_connect.js"), "utf8");
+for (const name of PUBLIC) {
+  if (!new RegExp(`export (class|function) ${name}\\b`).test(glue)) {
+    throw new Error(`the wasm-bindgen glue does not export ${name}`);
+  }
+}
+
+const wasm = readFileSync(join(outDir, "qbank_connect_bg.wasm"));
+writeFileSync(
+  join(outDir, "wasm-bytes.js"),
+  `// The compiled qbank-connect wasm, embedded so that no file read or fetch is needed.\n` +
+    `const b64 = "${wasm.toString("base64")}";\n` +
+    `export function wasmBytes() {\n` +
+    `  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);\n` +
+    `  const bin = atob(b64);\n` +
+    `  const out = new Uint8Array(bin.length);\n` +
+    `  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);\n` +
+    `  return out;\n` +
+    `}\n`,
+);
+
+const exportsBlock =
+  `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
+  `export { QBankError } from "${support}";\n`;
+const decorate =
+  `import { TokenManager, QBankClient } from "./qbank_connect.js";\n` +
+  `import { decorate } from "${support}";\n` +
+  `decorate(TokenManager, QBankClient);\n`;
+
+writeFileSync(
+  join(outDir, "index.js"),
+  `// qbank-connect for Node (ESM), Deno, Bun and bundlers.\n` +
+    `import { initSync } from "./qbank_connect.js";\n` +
+    `import { wasmBytes } from "./wasm-bytes.js";\n` +
+    decorate +
+    `initSync({ module: wasmBytes() });\n` +
+    exportsBlock,
+);
+
+writeFileSync(
+  join(outDir, "workerd.js"),
+  `// qbank-connect for Cloudflare Workers: the .wasm is imported as a module (compiled by the\n` +
+    `// platform at upload), never compiled from bytes at run time.\n` +
+    `import wasmModule from "./qbank_connect_bg.wasm";\n` +
+    `import { initSync } from "./qbank_connect.js";\n` +
+    decorate +
+    `initSync({ module: wasmModule });\n` +
+    exportsBlock,
+);
+
+buildSync({
+  entryPoints: [join(outDir, "index.js")],
+  outfile: join(outDir, "index.cjs"),
+  bundle: true,
+  format: "cjs",
+  platform: "neutral",
+  target: "es2022",
+  logLevel: "warning",
+  legalComments: "none",
+});
+
+const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
+const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));
+pkg.version = version;
+writeFileSync(join(outDir, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
+
+const dts = readFileSync(join(here, "index.d.ts"), "utf8");
+writeFileSync(join(outDir, "index.d.ts"), dts);
+writeFileSync(join(outDir, "index.d.cts"), dts);
+cpSync(join(here, "README.md"), join(outDir, "README.md"));
+
+console.log(`built ${relative(process.cwd(), outDir)}/ (qbank-connect ${version})`);

@@ -1,0 +1,177 @@
+// qbank-connect: public API types. (Hand-written: only the API, none of the wasm-bindgen internals.)
+
+/** A provider event. Events never carry a secret or a token. */
+export interface TokenEvent {
+  type:
+    | "token_requested"
+    | "token_acquired"
+    | "token_refresh_failed"
+    | "token_invalidated"
+    | "closed";
+  /** Epoch milliseconds when it happened. */
+  at: number;
+  /** For token_acquired: when the new token expires (epoch ms). */
+  expiresAt?: number;
+  /** For failures: the error code. */
+  code?: string;
+  /** Token requests made so far by this manager. */
+  tokenRequests: number;
+}
+
+/** Options of a TokenManager. Unknown option names are refused (typos never pass silently). */
+export interface TokenManagerOptions {
+  /** The token endpoint: https only (plain http only to loopback with allowInsecureHttp). */
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  /** Scopes to request: an array, or one space-separated string. */
+  scope?: string[] | string;
+  /** How the client authenticates: in the POST body (default) or an HTTP Basic header. */
+  authMethod?: "client_secret_post" | "client_secret_basic";
+  /** Extra form parameters such as `audience` or `resource` (RFC 8707). */
+  extraParams?: Record<string, string>;
+  /** Background refresh starts this long before expiry (capped at a quarter of the lifetime). Default 300. */
+  refreshAheadSeconds?: number;
+  /** Callers wait for a new token from this long before expiry (capped at a tenth of the lifetime). Default 30. */
+  expiryMarginSeconds?: number;
+  /** Token lifetime when the server sends neither expires_in nor a JWT exp. Default 3600. */
+  defaultLifetimeSeconds?: number;
+  /** Timeout of one token request, in ms. Default 10000. */
+  timeoutMs?: number;
+  /** A fetch to use instead of the global one. */
+  fetch?: typeof fetch;
+  /** `ctx.waitUntil` on Workers, so a background refresh outlives the request that started it. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  /** Refresh ahead of expiry with a timer where the runtime lives long (Node, Deno, Bun). Default true. */
+  autoRefresh?: boolean;
+  /** Allow plain http, only to a loopback host (for local sandboxes and tests). Default false. */
+  allowInsecureHttp?: boolean;
+  /** Allow running with a secret in a browser. Never do this in production. Default false. */
+  dangerouslyAllowBrowser?: boolean;
+  /** Lifecycle events; never carry secrets or tokens. */
+  onEvent?: (event: TokenEvent) => void;
+}
+
+/** A Bearer access token. */
+export interface AccessToken {
+  accessToken: string;
+  tokenType: "Bearer";
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  /** The granted scope (may differ from the requested one). */
+  scope: string[];
+}
+
+export interface GetTokenOptions {
+  /** Aborting detaches only this caller; a shared token request goes on for the others. */
+  signal?: AbortSignal;
+  /** Get a new token even if the cached one is still valid. */
+  forceRefresh?: boolean;
+  /** Per-call `ctx.waitUntil` (Workers), keeping a shared token request alive past this request. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+}
+
+export interface TokenStatus {
+  state: "empty" | "valid" | "refreshing" | "expired";
+  expiresAt?: number;
+  tokenRequests: number;
+}
+
+/** Holds one client's OAuth 2.0 client-credentials token, refreshing it before expiry. */
+export declare class TokenManager {
+  constructor(options: TokenManagerOptions);
+  getToken(options?: GetTokenOptions): Promise<AccessToken>;
+  /** Forget this token (e.g. after the API answered 401); a newer token is kept. */
+  invalidate(accessToken?: string): boolean;
+  readonly status: TokenStatus;
+  /** Cancel timers; later calls reject with code "closed". */
+  close(): void;
+  toJSON(): object;
+  toString(): string;
+}
+
+/** The stable error codes. */
+export type QBankErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
+  | "token_endpoint_error"
+  | "rate_limited"
+  | "timeout"
+  | "network"
+  | "invalid_response"
+  | "config"
+  | "closed"
+  | "aborted"
+  | "invalid_argument"
+  | "unauthorized"
+  | "insufficient_scope"
+  | "forbidden"
+  | "not_found"
+  | "server_error"
+  | "api_error";
+
+/** Every failure from qbank-connect. Never contains a secret or a token. */
+export declare class QBankError extends Error {
+  readonly name: "QBankError";
+  readonly code: QBankErrorCode;
+  /** The HTTP status, where there was an answer. */
+  readonly status?: number;
+  /** RFC 6749 §5.2 `error`. */
+  readonly oauthError?: string;
+  /** RFC 6749 §5.2 `error_description`. */
+  readonly oauthErrorDescription?: string;
+  /** How long the server asked us to wait. */
+  readonly retryAfterMs?: number;
+  /** Whether the request may have reached the server (and may have had an effect). */
+  readonly mayHaveReachedServer: boolean;
+  /** For insufficient_scope: the scope the bank asked for. */
+  readonly requiredScope?: string;
+  /** The API's error body (RFC 7807 problem details when it is one). */
+  readonly problem?: unknown;
+  toJSON(): object;
+}
+
+/** Where the QBank Connect API lives. */
+export type QBankEnvironment = "production" | { tokenUrl: string; apiBaseUrl: string };
+
+export interface QBankClientOptions extends Omit<TokenManagerOptions, "tokenUrl" | "scope"> {
+  environment?: QBankEnvironment;
+  /** Default ["balances.read"]. */
+  scope?: string[] | string;
+}
+
+/** A balance with exact amounts (decimal strings with exactly the digits the bank sent). */
+export interface Balance {
+  accountId: string;
+  availableBalance: string;
+  ledgerBalance: string;
+  currency?: string;
+  /** As the bank sent it: one document says balances are as of the previous business day, another real-time. */
+  asOf?: string;
+  /** Every field the bank sent, amounts as exact strings. */
+  raw: Record<string, unknown>;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  waitUntil?: (promise: Promise<unknown>) => void;
+}
+
+/** The QBank Connect API, authorized by a TokenManager. */
+export declare class QBankClient {
+  constructor(options: QBankClientOptions);
+  getBalance(accountId: string, options?: RequestOptions): Promise<Balance>;
+  /** An authorized fetch to the configured API origin only. */
+  fetch(path: string, init?: RequestInit & { waitUntil?: (p: Promise<unknown>) => void }): Promise<Response>;
+  readonly tokens: TokenManager;
+  close(): void;
+  toJSON(): object;
+  toString(): string;
+}
+
+/** The package version. */
+export declare function version(): string;

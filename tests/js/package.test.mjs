@@ -1,0 +1,180 @@
+// The built package, imported the way users will: Node ESM, Node require, Deno, Bun and workerd.
+// Each runtime runs the same probe: the exports, version(), and a real behaviour (a bad config is
+// refused with a QBankError whose code is "config").
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { ensureConsumer, consumerFile, run, BIN, CONSUMER, CRATE_VERSION, startWorkerd, PKG } from "./harness.mjs";
+
+const PROBE_BODY = `
+const out = { version: q.version(), names: Object.keys(q).filter((k) => k !== "default").sort() };
+try {
+  new q.TokenManager({ tokenUrl: "http://bank.example/token", clientId: "id", clientSecret: "not-a-real-secret" });
+  out.config = "accepted";
+} catch (e) {
+  out.config = { isQBankError: e instanceof q.QBankError, isError: e instanceof Error, code: e.code, name: e.name };
+}
+`;
+const ESM_PROBE = `import * as q from "qbank-connect";\n${PROBE_BODY}\nconsole.log(JSON.stringify(out));\n`;
+const CJS_PROBE = `const q = require("qbank-connect");\n${PROBE_BODY}\nconsole.log(JSON.stringify(out));\n`;
+
+function checkProbe(stdout, runtime) {
+  const line = stdout.trim().split("\n").pop();
+  const out = JSON.parse(line);
+  assert.equal(out.version, CRATE_VERSION, `${runtime}: version()`);
+  for (const name of ["QBankClient", "QBankError", "TokenManager", "version"]) {
+    assert.ok(out.names.includes(name), `${runtime}: exports ${name} (got ${out.names})`);
+  }
+  assert.deepEqual(
+    out.config,
+    { isQBankError: true, isError: true, code: "config", name: "QBankError" },
+    `${runtime}: a plain-http token URL is refused with code config`,
+  );
+}
+
+before(() => ensureConsumer());
+
+test("Node ESM: import from 'qbank-connect'", () => {
+  const f = consumerFile("probe.mjs", ESM_PROBE);
+  const r = run(process.execPath, [f], { cwd: CONSUMER });
+  assert.equal(r.code, 0, r.stderr);
+  checkProbe(r.stdout, "node-esm");
+});
+
+test("Node CommonJS: require('qbank-connect')", () => {
+  const f = consumerFile("probe.cjs", CJS_PROBE);
+  const r = run(process.execPath, [f], { cwd: CONSUMER });
+  assert.equal(r.code, 0, r.stderr);
+  checkProbe(r.stdout, "node-cjs");
+});
+
+test("Deno: import with no permissions at all (no --allow-read)", () => {
+  const f = consumerFile("probe-deno.mjs", ESM_PROBE);
+  const r = run(join(BIN, "deno"), ["run", "--no-prompt", "--node-modules-dir=manual", "--no-lock", f], {
+    cwd: CONSUMER,
+    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  checkProbe(r.stdout, "deno");
+});
+
+test("Bun: import from 'qbank-connect'", () => {
+  const f = consumerFile("probe-bun.mjs", ESM_PROBE);
+  const r = run(join(BIN, "bun"), [f], { cwd: CONSUMER, env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(r.code, 0, r.stderr);
+  checkProbe(r.stdout, "bun");
+});
+
+test("workerd: a real Worker imports the package; the .wasm is a separate module, never compiled from bytes", async () => {
+  // guard.js runs before the package is evaluated (ES module order) and makes every way of
+  // compiling wasm from bytes throw, as production Cloudflare does.
+  consumerFile(
+    "workers/guard.js",
+    `export const compiledFromBytes = [];
+const WA = WebAssembly;
+const OrigModule = WA.Module;
+function refuse(what) { compiledFromBytes.push(what); throw new Error("Wasm code generation disallowed by embedder: " + what); }
+WA.Module = new Proxy(OrigModule, { construct() { refuse("new WebAssembly.Module"); } });
+WA.compile = () => refuse("WebAssembly.compile");
+const origInstantiate = WA.instantiate.bind(WA);
+WA.instantiate = (src, imports) => (src instanceof OrigModule ? origInstantiate(src, imports) : refuse("WebAssembly.instantiate(bytes)"));
+WA.compileStreaming = () => refuse("WebAssembly.compileStreaming");
+WA.instantiateStreaming = () => refuse("WebAssembly.instantiateStreaming");
+`,
+  );
+  const source = `import { compiledFromBytes } from "../guard.js";
+import * as q from "qbank-connect";
+export default {
+  async fetch(request) {
+    ${PROBE_BODY}
+    out.compiledFromBytes = compiledFromBytes;
+    return new Response(JSON.stringify(out), { headers: { "content-type": "application/json" } });
+  },
+};
+`;
+  const w = await startWorkerd("probe", source);
+  try {
+    const res = await fetch(w.url + "/");
+    const text = await res.text();
+    assert.equal(res.status, 200, text + w.log());
+    checkProbe(text, "workerd");
+    assert.deepEqual(JSON.parse(text).compiledFromBytes, [], "no wasm compiled from bytes");
+    // The bundle carries the .wasm as its own module and not the embedded base64 copy.
+    assert.ok(
+      w.modules.some((m) => m.includes('wasm = embed "qbank_connect_bg.wasm"')),
+      "the .wasm is a separate module",
+    );
+    assert.ok(!w.bundle.includes("wasmBytes"), "the Worker bundle does not embed the wasm bytes");
+    assert.ok(/import \w+ from "\.\/qbank_connect_bg\.wasm"/.test(w.bundle), "the bundle imports the .wasm module");
+  } finally {
+    await w.stop();
+  }
+});
+
+test("package.json: exports map puts the Workers conditions first and lists side-effect entries", () => {
+  const pkg = JSON.parse(readFileSync(join(PKG, "package.json"), "utf8"));
+  const keys = Object.keys(pkg.exports["."]);
+  assert.deepEqual(keys.slice(0, 3), ["workerd", "worker", "edge-light"]);
+  assert.ok(keys.indexOf("import") < keys.indexOf("default"));
+  assert.equal(pkg.exports["."].require.default, "./index.cjs");
+  assert.deepEqual(pkg.sideEffects.sort(), ["./index.cjs", "./index.js", "./workerd.js"]);
+  for (const f of ["index.js", "index.cjs", "workerd.js", "index.d.ts", "index.d.cts", "qbank_connect_bg.wasm", "README.md"]) {
+    assert.ok(existsSync(join(PKG, f)), `pkg/${f} exists`);
+  }
+  assert.equal(pkg.version, CRATE_VERSION);
+});
+
+test("TypeScript: a consumer type-checks with tsc --strict (ESM and CommonJS)", () => {
+  consumerFile(
+    "ts/consumer.ts",
+    `import { TokenManager, QBankClient, QBankError, version, type AccessToken, type Balance } from "qbank-connect";
+const v: string = version();
+const tm = new TokenManager({ tokenUrl: "https://auth.qbankconnect.com/token", clientId: "id", clientSecret: "s", scope: ["balances.read"] });
+async function main(): Promise<void> {
+  const t: AccessToken = await tm.getToken({ forceRefresh: false });
+  const exp: number = t.expiresAt;
+  const bank = new QBankClient({ environment: "production", clientId: "id", clientSecret: "s" });
+  try {
+    const b: Balance = await bank.getBalance("a1b2c3d4");
+    const s: string = b.availableBalance + b.ledgerBalance;
+    void s;
+  } catch (e) {
+    if (e instanceof QBankError) { const c: string = e.code; void c; }
+  }
+  void exp; void v;
+}
+void main;
+// @ts-expect-error: unknown option names are type errors too
+new TokenManager({ tokenUrl: "x", clientId: "a", clientSecret: "b", clientSecert: "typo" });
+`,
+  );
+  consumerFile(
+    "ts/consumer.cts",
+    `import qb = require("qbank-connect");
+const tm: qb.TokenManager = new qb.TokenManager({ tokenUrl: "https://a.example/t", clientId: "a", clientSecret: "b" });
+const s: string = tm.status.state;
+void s;
+`,
+  );
+  consumerFile(
+    "ts/tsconfig.json",
+    JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", lib: ["es2022", "dom"], skipLibCheck: false, types: [] },
+      files: ["consumer.ts", "consumer.cts"],
+    }),
+  );
+  const r = run(join(BIN, "tsc"), ["-p", join(CONSUMER, "ts", "tsconfig.json")], { cwd: CONSUMER });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+});
+
+test("publint reports no problems on pkg/", () => {
+  const r = run(join(BIN, "publint"), ["run", PKG, "--strict"], { cwd: PKG });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /(warning|error|suggestion)/i, r.stdout);
+});
+
+test("@arethetypeswrong/cli reports no problems on pkg/", () => {
+  const r = run(join(BIN, "attw"), ["--pack", PKG, "--format", "table-flipped"], { cwd: PKG });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+});
