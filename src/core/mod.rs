@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod json;
+pub mod oauth;
 pub mod secret;
 
 pub use error::{Error, ErrorCode};
