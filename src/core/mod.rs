@@ -8,6 +8,7 @@
 pub mod error;
 pub mod json;
 pub mod oauth;
+pub mod redact;
 pub mod secret;
 
 pub use error::{Error, ErrorCode};
