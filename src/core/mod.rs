@@ -5,7 +5,11 @@
 //! [`HttpResponse`] values. That is what lets the host tests drive expiry edges, clock jumps and
 //! a thousand concurrent callers deterministically in milliseconds.
 
+pub mod balances;
 pub mod error;
+pub mod json;
+pub mod oauth;
+pub mod redact;
 pub mod secret;
 
 pub use error::{Error, ErrorCode};

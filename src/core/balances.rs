@@ -1,0 +1,531 @@
+//! QBank Connect `GET /v1/balances/{accountId}`: build the request, read the balance exactly.
+//!
+//! Amounts are money: they come back as the exact decimal text the bank sent, never through a
+//! float. The provider docs name the fields `available_balance` and `ledger_balance`; camelCase
+//! names and `{ "amount": …, "currency": … }` objects are accepted too.
+
+use crate::core::json::{self, Json};
+use crate::core::{concat, Error, ErrorCode, HttpRequest, Secret};
+
+/// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
+pub const MAX_INTEGER_DIGITS: usize = 30;
+/// Most fraction digits an amount may have.
+pub const MAX_FRACTION_DIGITS: usize = 20;
+/// Longest account id accepted by [`build_balance_request`].
+pub const MAX_ACCOUNT_ID_LEN: usize = 128;
+
+/// One account balance, exactly as the bank sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// The account id that was asked for.
+    pub account_id: String,
+    /// The available balance: plain decimal text (see [`is_decimal_amount`]).
+    pub available_balance: String,
+    /// The ledger balance: plain decimal text.
+    pub ledger_balance: String,
+    /// The currency, if the bank said (top level, or inside the amount objects).
+    pub currency: Option<String>,
+    /// When the balance is valid, verbatim (`as_of`, `asOf` or `balance_date`). The docs
+    /// disagree between real-time and previous business day, so it is passed through, not read.
+    pub as_of: Option<String>,
+    /// The whole parsed body, for fields this struct does not name.
+    pub raw: Json,
+}
+
+/// Whether `s` is a plain decimal amount: an optional leading `-`, then `0` or digits not
+/// starting with `0`, then optionally `.` and digits; at most [`MAX_INTEGER_DIGITS`] and
+/// [`MAX_FRACTION_DIGITS`] digits. No `+`, spaces, thousands separators, exponents, `NaN`.
+pub fn is_decimal_amount(s: &str) -> bool {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(int)
+        && int.len() <= MAX_INTEGER_DIGITS
+        && (int == "0" || !int.starts_with('0'))
+        && frac.map_or(true, |f| digits(f) && f.len() <= MAX_FRACTION_DIGITS)
+}
+
+/// Builds `GET {api_base}/v1/balances/{account_id}` with the Bearer token.
+///
+/// The account id must be 1 to [`MAX_ACCOUNT_ID_LEN`] characters of `A-Z a-z 0-9 - . _ ~`
+/// and not `.` or `..`, so it can never change the path it is placed in.
+pub fn build_balance_request(
+    api_base: &str,
+    account_id: &str,
+    access_token: &Secret,
+) -> Result<HttpRequest, Error> {
+    let safe = !account_id.is_empty()
+        && account_id.len() <= MAX_ACCOUNT_ID_LEN
+        && account_id != "."
+        && account_id != ".."
+        && account_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !safe {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "the account id must be 1 to 128 characters of letters, digits, '-', '.', '_' or \
+             '~' (as QBank issues them); nothing was sent",
+        ));
+    }
+    Ok(HttpRequest {
+        method: "GET",
+        url: concat(&[api_base.trim_end_matches('/'), "/v1/balances/", account_id]),
+        headers: vec![
+            (
+                String::from("Authorization"),
+                concat(&["Bearer ", access_token.expose()]),
+            ),
+            (String::from("Accept"), String::from("application/json")),
+        ],
+        body: None,
+    })
+}
+
+/// Reads a 200 answer of `GET /v1/balances/{accountId}`.
+///
+/// Amounts may be JSON strings or numbers, or objects `{ "amount": …, "currency": … }`; they
+/// come back with exactly the digits sent. A number with an exponent is expanded exactly
+/// (`1.5e3` → `"1500"`, `15e-1` → `"1.5"`); a string must already be plain decimal text.
+/// Refused with [`ErrorCode::InvalidResponse`] naming the field: a missing, null or empty
+/// amount, `"1,234.56"`, `"NaN"`, `"Infinity"`, `1e400`, booleans, objects without an amount,
+/// currencies that disagree, and an `account_id`/`accountId` in the body that differs
+/// (ignoring ASCII case) from the one asked for.
+pub fn parse_balance(account_id: &str, body: &str) -> Result<Balance, Error> {
+    let raw = match json::parse(body) {
+        Ok(v) => v,
+        Err(_) if body.trim().is_empty() => return Err(invalid("the balance response is empty")),
+        Err(e) => {
+            return Err(invalid(&concat(&[
+                "the balance response is not valid JSON (",
+                &e.describe(),
+                ")",
+            ])))
+        }
+    };
+    if !matches!(raw, Json::Object(_)) {
+        return Err(invalid(&concat(&[
+            "the balance response is ",
+            raw.kind(),
+            ", not a JSON object",
+        ])));
+    }
+
+    if let Some((_, id)) = first(&raw, &["account_id", "accountId"]) {
+        if id
+            .as_str()
+            .is_some_and(|id| !id.eq_ignore_ascii_case(account_id))
+        {
+            return Err(invalid(
+                "the balance response is for a different account than the one asked for",
+            ));
+        }
+    }
+
+    let (available, avail_currency) = amount_field(&raw, "available_balance", "availableBalance")?;
+    let (ledger, ledger_currency) = amount_field(&raw, "ledger_balance", "ledgerBalance")?;
+
+    let top_currency = match raw.get("currency") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(c)) if !c.is_empty() => Some(c.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "the balance response currency is not a non-empty string",
+            ))
+        }
+    };
+    let mut currency: Option<String> = None;
+    for c in [top_currency, avail_currency, ledger_currency]
+        .into_iter()
+        .flatten()
+    {
+        match &currency {
+            Some(seen) if !seen.eq_ignore_ascii_case(&c) => {
+                return Err(invalid(
+                    "the balance response gives different currencies for the same account",
+                ))
+            }
+            Some(_) => {}
+            None => currency = Some(c),
+        }
+    }
+
+    let as_of = match first(&raw, &["as_of", "asOf", "balance_date"]) {
+        Some((_, Json::String(s))) => Some(s.clone()),
+        Some((_, Json::Number(n))) => Some(n.clone()),
+        _ => None,
+    };
+
+    Ok(Balance {
+        account_id: String::from(account_id),
+        available_balance: available,
+        ledger_balance: ledger,
+        currency,
+        as_of,
+        raw,
+    })
+}
+
+fn invalid(what: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidResponse,
+        concat(&[
+            what,
+            "; the balance was not used: retry later, and report it to QBank if it persists",
+        ]),
+    )
+    .reached(true)
+}
+
+/// The first of `names` present in the object, with its name.
+fn first<'a>(obj: &'a Json, names: &[&'static str]) -> Option<(&'static str, &'a Json)> {
+    names.iter().find_map(|&n| obj.get(n).map(|v| (n, v)))
+}
+
+/// An amount and the currency nested with it, if any.
+fn amount_field(
+    raw: &Json,
+    snake: &'static str,
+    camel: &'static str,
+) -> Result<(String, Option<String>), Error> {
+    let Some((name, value)) = first(raw, &[snake, camel]) else {
+        return Err(invalid(&concat(&[
+            "the balance response has no ",
+            snake,
+            " (nor ",
+            camel,
+            ")",
+        ])));
+    };
+    let bad = |problem: &str| invalid(&concat(&["the balance response ", name, " ", problem]));
+    match value {
+        Json::Object(_) => {
+            let currency = match value.get("currency") {
+                None | Some(Json::Null) => None,
+                Some(Json::String(c)) if !c.is_empty() => Some(c.clone()),
+                Some(_) => return Err(bad("has a currency that is not a non-empty string")),
+            };
+            match value.get("amount") {
+                None => Err(bad("is an object without an amount")),
+                Some(inner) => amount(inner)
+                    .map(|a| (a, currency))
+                    .map_err(|p| bad(&concat(&["amount ", p]))),
+            }
+        }
+        other => amount(other).map(|a| (a, None)).map_err(bad),
+    }
+}
+
+/// A JSON string or number as exact plain decimal text, or what is wrong with it.
+fn amount(value: &Json) -> Result<String, &'static str> {
+    match value {
+        Json::String(s) if s.is_empty() => Err("is an empty string"),
+        Json::String(s) if is_decimal_amount(s) => Ok(s.clone()),
+        Json::String(_) => Err(
+            "is not a plain decimal amount (digits, an optional leading '-' and '.', no \
+             thousands separators, exponent or NaN)",
+        ),
+        Json::Number(n) => plain_decimal(n).ok_or(
+            "is a number outside the supported range (at most 30 integer and 20 fraction digits)",
+        ),
+        Json::Null => Err("is null"),
+        Json::Bool(_) => Err("is a boolean, not an amount"),
+        Json::Array(_) => Err("is an array, not an amount"),
+        Json::Object(_) => Err("is an object, not an amount"),
+    }
+}
+
+/// A JSON number as plain decimal text with exactly its digits: no exponent is returned as is;
+/// an exponent is expanded by moving the point (`1.5e3` → `1500`, `1.50e1` → `15.0`).
+/// `None` if the result would exceed the digit limits.
+fn plain_decimal(text: &str) -> Option<String> {
+    let d = json::decimal(text)?;
+    if !text.contains(['e', 'E']) {
+        return is_decimal_amount(text).then(|| String::from(text));
+    }
+    let digits = concat(&[d.int, d.frac]);
+    let len = digits.len() as i64;
+    let point = (d.int.len() as i64).saturating_add(d.exp);
+    // Bound the work before building anything: the exponent may be huge.
+    if point > len + MAX_INTEGER_DIGITS as i64 || point < -(MAX_FRACTION_DIGITS as i64) {
+        return None;
+    }
+    let mut out = String::new();
+    if d.negative {
+        out.push('-');
+    }
+    let (int, frac) = if point <= 0 {
+        let zeros = "0".repeat(usize::try_from(-point).ok()?);
+        (String::from("0"), concat(&[&zeros, &digits]))
+    } else if point >= len {
+        let zeros = "0".repeat(usize::try_from(point - len).ok()?);
+        (concat(&[&digits, &zeros]), String::new())
+    } else {
+        let at = usize::try_from(point).ok()?;
+        (
+            String::from(digits.get(..at)?),
+            String::from(digits.get(at..)?),
+        )
+    };
+    let int = int.trim_start_matches('0');
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(&frac);
+    }
+    is_decimal_amount(&out).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "a1b2c3d4-e5f6-7890-1234-567890abcde";
+
+    fn ok(body: &str) -> Balance {
+        parse_balance(ID, body).unwrap()
+    }
+
+    fn refused(body: &str) -> Error {
+        let e = parse_balance(ID, body).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
+        e
+    }
+
+    #[test]
+    fn documented_snake_case_strings() {
+        let b = ok(
+            r#"{"account_id":"a1b2c3d4-e5f6-7890-1234-567890abcde","available_balance":"1500.25","ledger_balance":"1600.00","currency":"USD","as_of":"2024-05-01"}"#,
+        );
+        assert_eq!(b.account_id, ID);
+        assert_eq!(b.available_balance, "1500.25");
+        assert_eq!(b.ledger_balance, "1600.00");
+        assert_eq!(b.currency.as_deref(), Some("USD"));
+        assert_eq!(b.as_of.as_deref(), Some("2024-05-01"));
+        assert_eq!(b.raw.get("currency").and_then(Json::as_str), Some("USD"));
+    }
+
+    #[test]
+    fn camel_case_and_other_date_names() {
+        let b = ok(
+            r#"{"availableBalance":"1.00","ledgerBalance":"2.00","asOf":"2024-05-01T10:00:00Z"}"#,
+        );
+        assert_eq!(
+            (b.available_balance.as_str(), b.ledger_balance.as_str()),
+            ("1.00", "2.00")
+        );
+        assert_eq!(b.as_of.as_deref(), Some("2024-05-01T10:00:00Z"));
+        assert_eq!(b.currency, None);
+        let b = ok(r#"{"availableBalance":"1","ledgerBalance":"2","balance_date":"2024-04-30"}"#);
+        assert_eq!(b.as_of.as_deref(), Some("2024-04-30"));
+    }
+
+    #[test]
+    fn nested_amount_objects_carry_the_currency() {
+        let b = ok(
+            r#"{"available_balance":{"amount":"12.34","currency":"USD"},"ledger_balance":{"amount":56.78,"currency":"usd"}}"#,
+        );
+        assert_eq!(b.available_balance, "12.34");
+        assert_eq!(b.ledger_balance, "56.78");
+        assert_eq!(b.currency.as_deref(), Some("USD"));
+    }
+
+    #[test]
+    fn json_numbers_keep_every_digit() {
+        let b = ok(
+            r#"{"available_balance":12345678901234567.89,"ledger_balance":-98765432109876543.210}"#,
+        );
+        assert_eq!(b.available_balance, "12345678901234567.89");
+        assert_eq!(b.ledger_balance, "-98765432109876543.210");
+    }
+
+    #[test]
+    fn twenty_significant_digit_numbers_survive() {
+        let b = ok(
+            r#"{"available_balance":123456789012345678.91,"ledger_balance":98765432109876543210}"#,
+        );
+        assert_eq!(b.available_balance, "123456789012345678.91");
+        assert_eq!(b.ledger_balance, "98765432109876543210");
+        let b = ok(
+            r#"{"available_balance":0.12345678901234567891,"ledger_balance":"99999999999999999999.99"}"#,
+        );
+        assert_eq!(b.available_balance, "0.12345678901234567891");
+        assert_eq!(b.ledger_balance, "99999999999999999999.99");
+    }
+
+    #[test]
+    fn exponent_numbers_are_expanded_exactly() {
+        let with = |n: &str| {
+            ok(&concat(&[
+                r#"{"available_balance":"#,
+                n,
+                r#","ledger_balance":"0"}"#,
+            ]))
+            .available_balance
+        };
+        assert_eq!(with("1.5e3"), "1500");
+        assert_eq!(with("1.50e1"), "15.0");
+        assert_eq!(with("15E-1"), "1.5");
+        assert_eq!(with("1e-2"), "0.01");
+        assert_eq!(with("-2.5e+2"), "-250");
+        assert_eq!(with("0.015e2"), "1.5");
+        assert_eq!(with("12345678901234567891e-2"), "123456789012345678.91");
+    }
+
+    #[test]
+    fn overdrafts_keep_the_minus_sign() {
+        let b = ok(r#"{"available_balance":"-12.50","ledger_balance":-0.01}"#);
+        assert_eq!(b.available_balance, "-12.50");
+        assert_eq!(b.ledger_balance, "-0.01");
+    }
+
+    #[test]
+    fn bad_amounts_are_refused_naming_the_field() {
+        for (value, says) in [
+            ("null", "is null"),
+            (r#""""#, "is an empty string"),
+            (r#""1,234.56""#, "not a plain decimal"),
+            (r#""NaN""#, "not a plain decimal"),
+            (r#""Infinity""#, "not a plain decimal"),
+            (r#""1.5e3""#, "not a plain decimal"),
+            (r#"" 12.34""#, "not a plain decimal"),
+            (r#""+12.34""#, "not a plain decimal"),
+            ("1e400", "outside the supported range"),
+            ("1e-400", "outside the supported range"),
+            ("true", "is a boolean"),
+            ("[1]", "is an array"),
+            (r#"{"currency":"USD"}"#, "is an object without an amount"),
+            (r#"{"amount":null}"#, "amount is null"),
+            (r#"{"amount":{"value":"1"}}"#, "amount is an object"),
+        ] {
+            let body = concat(&[r#"{"ledger_balance":"1","available_balance":"#, value, "}"]);
+            let e = refused(&body);
+            assert!(
+                e.message.contains("available_balance"),
+                "{value}: {}",
+                e.message
+            );
+            assert!(e.message.contains(says), "{value}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn missing_amounts_are_refused_naming_both_spellings() {
+        let e = refused(r#"{"available_balance":"1"}"#);
+        assert!(
+            e.message
+                .contains("has no ledger_balance (nor ledgerBalance)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn non_object_and_malformed_bodies_are_refused() {
+        assert!(refused("").message.contains("is empty"));
+        assert!(refused("[]")
+            .message
+            .contains("is an array, not a JSON object"));
+        assert!(refused("<html>").message.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn a_body_for_another_account_is_refused() {
+        let e =
+            refused(r#"{"accountId":"someone-else","available_balance":"1","ledger_balance":"1"}"#);
+        assert!(e.message.contains("different account"));
+        let upper = ID.to_ascii_uppercase();
+        let body = concat(&[
+            r#"{"accountId":""#,
+            &upper,
+            r#"","available_balance":"1","ledger_balance":"1"}"#,
+        ]);
+        assert!(parse_balance(ID, &body).is_ok());
+    }
+
+    #[test]
+    fn conflicting_currencies_are_refused() {
+        let e = refused(
+            r#"{"currency":"USD","available_balance":{"amount":"1","currency":"EUR"},"ledger_balance":"1"}"#,
+        );
+        assert!(e.message.contains("different currencies"));
+        refused(r#"{"currency":7,"available_balance":"1","ledger_balance":"1"}"#);
+    }
+
+    #[test]
+    fn is_decimal_amount_grammar() {
+        for good in [
+            "0",
+            "-0",
+            "12.34",
+            "-12.34",
+            "0.5",
+            "100",
+            "123456789012345678901234567890",
+        ] {
+            assert!(is_decimal_amount(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1.2.3",
+            "+1",
+            "01",
+            "1,234.56",
+            "1 000",
+            "NaN",
+            "Infinity",
+            "1e3",
+            "0x10",
+            "--1",
+            "1234567890123456789012345678901",
+            "0.123456789012345678901",
+        ] {
+            assert!(!is_decimal_amount(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn balance_request_is_a_bearer_get() {
+        let req = build_balance_request("https://api.qbankconnect.com/", ID, &Secret::new("tok"))
+            .unwrap();
+        assert_eq!(req.method, "GET");
+        assert_eq!(
+            req.url,
+            "https://api.qbankconnect.com/v1/balances/a1b2c3d4-e5f6-7890-1234-567890abcde"
+        );
+        assert_eq!(
+            req.headers,
+            vec![
+                ("Authorization".to_string(), "Bearer tok".to_string()),
+                ("Accept".to_string(), "application/json".to_string()),
+            ]
+        );
+        assert_eq!(req.body, None);
+    }
+
+    #[test]
+    fn account_ids_that_could_change_the_path_are_refused() {
+        let long = "a".repeat(MAX_ACCOUNT_ID_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a b",
+            "a%2Fb",
+            long.as_str(),
+        ] {
+            let e = build_balance_request("https://x", bad, &Secret::new("t")).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+            assert!(!e.may_have_reached_server);
+        }
+    }
+}

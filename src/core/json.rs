@@ -1,0 +1,806 @@
+//! A small, exact JSON parser (RFC 8259).
+//!
+//! Numbers are kept as their validated source text and are never converted to floats: balances
+//! are money, and `12345678901234567.89` must come back with every digit. The integer helpers
+//! below read that text exactly.
+
+/// Maximum nesting of arrays and objects. Deeper input is refused so hostile bodies cannot
+/// exhaust the stack (the parser recurses once per level).
+pub const MAX_DEPTH: usize = 64;
+
+/// The largest `expires_in` we believe: ten years, in seconds. Anything above is treated as
+/// invalid (as if absent), because no token server means it and trusting it would cache a token
+/// effectively forever.
+pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// A parsed JSON value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Json {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool(bool),
+    /// A number, as its exact source text (validated against the JSON number grammar).
+    Number(String),
+    /// A string, unescaped.
+    String(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object; members in source order, duplicate keys kept (lookups take the first).
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// The value of the first member named `key`, if this is an object that has one.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a JSON string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The exact number text, if this is a JSON number.
+    pub fn as_number(&self) -> Option<&str> {
+        match self {
+            Json::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is `true` or `false`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The members, if this is an object.
+    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+        match self {
+            Json::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    /// What kind of value this is ("an object", "a string", …), for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "a boolean",
+            Json::Number(_) => "a number",
+            Json::String(_) => "a string",
+            Json::Array(_) => "an array",
+            Json::Object(_) => "an object",
+        }
+    }
+}
+
+/// Why a text is not JSON, and at which byte offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset into the input where the problem was found.
+    pub offset: usize,
+    /// What was wrong, e.g. "unexpected character".
+    pub what: &'static str,
+}
+
+impl JsonError {
+    /// "what at byte N", for building messages without `format!`. Never quotes the input.
+    pub fn describe(&self) -> String {
+        let mut s = String::from(self.what);
+        s.push_str(" at byte ");
+        crate::core::push_u64(&mut s, self.offset as u64);
+        s
+    }
+}
+
+impl core::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// Parses one JSON text. Surrounding whitespace is allowed; anything else after the value is an
+/// error, as are lone surrogates, control characters in strings and nesting deeper than
+/// [`MAX_DEPTH`].
+pub fn parse(text: &str) -> Result<Json, JsonError> {
+    let mut p = Parser {
+        src: text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    p.skip_ws();
+    let value = p.value(0)?;
+    p.skip_ws();
+    if p.pos != p.bytes.len() {
+        return Err(p.err("unexpected text after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, what: &'static str) -> JsonError {
+        JsonError {
+            offset: self.pos,
+            what,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn eat_literal(&mut self, lit: &'static str, value: Json) -> Result<Json, JsonError> {
+        if self
+            .bytes
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(lit.as_bytes()))
+        {
+            self.pos += lit.len();
+            Ok(value)
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
+        match self.peek() {
+            None => Err(self.err("unexpected end of input")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(Json::String),
+            Some(b't') => self.eat_literal("true", Json::Bool(true)),
+            Some(b'f') => self.eat_literal("false", Json::Bool(false)),
+            Some(b'n') => self.eat_literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        self.pos += 1; // '['
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Json::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Json::Array(items));
+                }
+                None => return Err(self.err("unexpected end of input")),
+                Some(_) => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        self.pos += 1; // '{'
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Json::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':'"));
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            members.push((key, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Json::Object(members));
+                }
+                None => return Err(self.err("unexpected end of input")),
+                Some(_) => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Json, JsonError> {
+        let start = self.pos;
+        let len = number_prefix_len(self.bytes.get(start..).unwrap_or_default());
+        if len == 0 {
+            return Err(self.err("invalid number"));
+        }
+        self.pos += len;
+        // The number ends on an ASCII byte, so the slice is on char boundaries.
+        match self.src.get(start..self.pos) {
+            Some(text) => Ok(Json::Number(String::from(text))),
+            None => Err(self.err("invalid number")),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(b @ b'0'..=b'9') => b - b'0',
+                Some(b @ b'a'..=b'f') => b - b'a' + 10,
+                Some(b @ b'A'..=b'F') => b - b'A' + 10,
+                _ => return Err(self.err("invalid \\u escape")),
+            };
+            v = (v << 4) | u32::from(d);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        let mut run = self.pos;
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.flush(&mut out, run)?;
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.flush(&mut out, run)?;
+                    self.pos += 1;
+                    self.escape(&mut out)?;
+                    run = self.pos;
+                }
+                Some(0x00..=0x1f) => return Err(self.err("control character in string")),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    // Copies the unescaped run [run, pos) into `out`. Runs end at '"' or '\\' (ASCII), so they
+    // are whole UTF-8 sequences of the (already valid) input.
+    fn flush(&self, out: &mut String, run: usize) -> Result<(), JsonError> {
+        match self.src.get(run..self.pos) {
+            Some(s) => {
+                out.push_str(s);
+                Ok(())
+            }
+            None => Err(self.err("invalid string")),
+        }
+    }
+
+    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let c = match self.peek() {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                self.pos += 1;
+                let at = self.pos;
+                let hi = self.hex4()?;
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    // A high surrogate must be followed by an escaped low surrogate.
+                    if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                        return Err(JsonError {
+                            offset: at,
+                            what: "lone surrogate in \\u escape",
+                        });
+                    }
+                    self.pos += 2;
+                    let lo = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return Err(JsonError {
+                            offset: at,
+                            what: "lone surrogate in \\u escape",
+                        });
+                    }
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else if (0xDC00..0xE000).contains(&hi) {
+                    return Err(JsonError {
+                        offset: at,
+                        what: "lone surrogate in \\u escape",
+                    });
+                } else {
+                    hi
+                };
+                match char::from_u32(code) {
+                    Some(ch) => out.push(ch),
+                    None => return Err(self.err("invalid \\u escape")),
+                }
+                return Ok(());
+            }
+            _ => return Err(self.err("invalid escape")),
+        };
+        out.push(c);
+        self.pos += 1;
+        Ok(())
+    }
+}
+
+/// Length of the longest prefix of `b` that is a JSON number; 0 if none.
+/// Grammar: `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`.
+fn number_prefix_len(b: &[u8]) -> usize {
+    let digits = |from: usize| {
+        b.iter()
+            .skip(from)
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut i = 0;
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(i),
+        _ => return 0,
+    }
+    if b.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return 0;
+        }
+        i += 1 + n;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        let mut j = i + 1;
+        if let Some(b'+' | b'-') = b.get(j) {
+            j += 1;
+        }
+        let n = digits(j);
+        if n == 0 {
+            return 0;
+        }
+        i = j + n;
+    }
+    i
+}
+
+/// Whether `text` is exactly one JSON number (no whitespace, no sign other than a leading '-').
+pub fn is_json_number(text: &str) -> bool {
+    !text.is_empty() && number_prefix_len(text.as_bytes()) == text.len()
+}
+
+/// A JSON number split into its parts: the digit string `int` ++ `frac` with the decimal point
+/// after `int`, moved `exp` places to the right, negated if `negative`.
+pub(crate) struct Decimal<'a> {
+    pub(crate) negative: bool,
+    pub(crate) int: &'a str,
+    pub(crate) frac: &'a str,
+    /// Saturated to ±1_000_000, which is far beyond any value we accept.
+    pub(crate) exp: i64,
+}
+
+/// Splits a JSON number text; `None` if it is not one.
+pub(crate) fn decimal(text: &str) -> Option<Decimal<'_>> {
+    if !is_json_number(text) {
+        return None;
+    }
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (mantissa, exp_text) = match rest.find(['e', 'E']) {
+        Some(i) => (rest.get(..i)?, rest.get(i + 1..)),
+        None => (rest, None),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(i) => (mantissa.get(..i)?, mantissa.get(i + 1..)?),
+        None => (mantissa, ""),
+    };
+    let exp = match exp_text {
+        None => 0,
+        Some(e) => {
+            let (neg, digits) = match e.as_bytes().first() {
+                Some(b'-') => (true, e.get(1..)?),
+                Some(b'+') => (false, e.get(1..)?),
+                _ => (false, e),
+            };
+            let mut v: i64 = 0;
+            for d in digits.bytes() {
+                v = (v * 10 + i64::from(d - b'0')).min(1_000_000);
+            }
+            if neg {
+                -v
+            } else {
+                v
+            }
+        }
+    };
+    Some(Decimal {
+        negative,
+        int,
+        frac,
+        exp,
+    })
+}
+
+/// The value of a non-negative JSON number text, scaled by `10^scale` and truncated toward
+/// zero, if it fits in a `u64`. Negative numbers (even `-0`) and non-numbers give `None`.
+fn trunc_scaled_u64(text: &str, scale: i64) -> Option<u64> {
+    let d = decimal(text)?;
+    if d.negative {
+        return None;
+    }
+    // The digits int++frac with the point after `point` digits.
+    let point = (d.int.len() as i64)
+        .saturating_add(d.exp)
+        .saturating_add(scale);
+    let mut v: u64 = 0;
+    let mut taken: i64 = 0;
+    for b in d.int.bytes().chain(d.frac.bytes()) {
+        if taken >= point {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        taken += 1;
+    }
+    // Point beyond the digits: append zeros (bail out early for absurd exponents).
+    while taken < point {
+        if v != 0 {
+            v = v.checked_mul(10)?;
+        }
+        taken += 1;
+        if taken > 40 && v == 0 {
+            // All-zero mantissa: value is 0 whatever the exponent.
+            break;
+        }
+    }
+    Some(v)
+}
+
+/// The value of a JSON number text that is exactly a non-negative integer fitting a `u64`.
+///
+/// `"3600"`, `"3600.0"`, `"1e3"` and `"1.5e3"` are integers; `"3600.5"`, `"-1"`, `"1e20"` are not.
+pub fn number_as_u64(text: &str) -> Option<u64> {
+    let d = decimal(text)?;
+    if d.negative {
+        return None;
+    }
+    // Exact only if every digit after the point is zero.
+    let point = (d.int.len() as i64).saturating_add(d.exp);
+    let all = d.int.bytes().chain(d.frac.bytes());
+    let exact = all
+        .enumerate()
+        .all(|(i, b)| (i as i64) < point || b == b'0');
+    if !exact {
+        return None;
+    }
+    trunc_scaled_u64(text, 0)
+}
+
+/// The value of a non-negative JSON number text truncated toward zero (`"3600.9"` → 3600,
+/// `"1e3"` → 1000, `"1e-3"` → 0), if it fits in a `u64`. Negative numbers give `None`.
+pub fn number_trunc_u64(text: &str) -> Option<u64> {
+    trunc_scaled_u64(text, 0)
+}
+
+/// A non-negative JSON number of seconds as whole milliseconds, truncated toward zero
+/// (`"1700000000.5"` → 1700000000500). Used for the JWT `exp` claim.
+pub fn seconds_text_to_ms(text: &str) -> Option<u64> {
+    trunc_scaled_u64(text, 3)
+}
+
+/// Reads an OAuth `expires_in` value: a JSON number, or a string holding a JSON number (some
+/// servers quote it). Returns whole seconds, fractions truncated toward zero.
+///
+/// Returns `None`, meaning "the server gave no usable lifetime, fall back to the JWT `exp` or
+/// the configured default", for anything a careful client should not trust: a missing or
+/// non-numeric value, text that is not exactly a JSON number (`" 3600"`, `"NaN"`, `"0x10"`),
+/// a negative value (`-0` included), or more than [`MAX_EXPIRES_IN_SECS`].
+/// `0` (and `0.5`) give `Some(0)`: the server says the token has no usable lifetime, so it must
+/// not be cached for later calls.
+pub fn expires_in_secs(value: &Json) -> Option<u64> {
+    let text = match value {
+        Json::Number(n) => n.as_str(),
+        Json::String(s) => s.as_str(),
+        _ => return None,
+    };
+    number_trunc_u64(text).filter(|&s| s <= MAX_EXPIRES_IN_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Json {
+        Json::String(v.into())
+    }
+    fn n(v: &str) -> Json {
+        Json::Number(v.into())
+    }
+
+    #[test]
+    fn parses_every_value_kind() {
+        let v = parse(r#"{"a":[1,-2.5e+3,true,false,null,"x"],"b":{}}"#).unwrap();
+        assert_eq!(
+            v,
+            Json::Object(vec![
+                (
+                    "a".into(),
+                    Json::Array(vec![
+                        n("1"),
+                        n("-2.5e+3"),
+                        Json::Bool(true),
+                        Json::Bool(false),
+                        Json::Null,
+                        s("x")
+                    ])
+                ),
+                ("b".into(), Json::Object(vec![])),
+            ])
+        );
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_source_text() {
+        for t in [
+            "12345678901234567.89",
+            "0.10",
+            "1E400",
+            "-0",
+            "123456789012345678901234567890",
+        ] {
+            assert_eq!(parse(t).unwrap(), n(t));
+        }
+    }
+
+    #[test]
+    fn invalid_numbers_are_refused() {
+        for t in [
+            "01", "1.", ".5", "+1", "1e", "1e+", "-", "--1", "0x10", "NaN", "Infinity", "1.5.2",
+        ] {
+            assert!(parse(t).is_err(), "{t} should be refused");
+        }
+    }
+
+    #[test]
+    fn whitespace_around_the_value_is_allowed() {
+        assert_eq!(parse(" \t\r\n true \n").unwrap(), Json::Bool(true));
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused_with_its_offset() {
+        let e = parse(r#"{"a":1} x"#).unwrap_err();
+        assert_eq!(e.offset, 8);
+        assert_eq!(e.what, "unexpected text after the JSON value");
+        assert!(parse("[1]]").is_err());
+        assert!(parse("1 2").is_err());
+    }
+
+    #[test]
+    fn empty_and_whitespace_only_input_is_refused() {
+        assert_eq!(parse("").unwrap_err().what, "unexpected end of input");
+        assert_eq!(parse("   ").unwrap_err().offset, 3);
+    }
+
+    #[test]
+    fn string_escapes_are_unescaped() {
+        let v = parse(r#""a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC""#).unwrap();
+        assert_eq!(v, s("a\"b\\c/d\u{8}\u{c}\n\r\t\u{e9}\u{20ac}"));
+    }
+
+    #[test]
+    fn surrogate_pairs_decode_to_one_char() {
+        assert_eq!(parse(r#""\ud83d\ude00""#).unwrap(), s("\u{1F600}"));
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused() {
+        for t in [
+            r#""\ud83d""#,
+            r#""\ud83dx""#,
+            r#""\ude00""#,
+            r#""\ud83d\u0041""#,
+        ] {
+            assert_eq!(
+                parse(t).unwrap_err().what,
+                "lone surrogate in \\u escape",
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_utf8_passes_through_strings() {
+        assert_eq!(parse("\"héllo €\"").unwrap(), s("héllo €"));
+    }
+
+    #[test]
+    fn control_characters_in_strings_are_refused() {
+        assert_eq!(
+            parse("\"a\nb\"").unwrap_err().what,
+            "control character in string"
+        );
+    }
+
+    #[test]
+    fn bad_escapes_and_unterminated_strings_are_refused() {
+        assert_eq!(parse(r#""\x""#).unwrap_err().what, "invalid escape");
+        assert_eq!(parse(r#""\u12g4""#).unwrap_err().what, "invalid \\u escape");
+        assert_eq!(parse(r#""abc"#).unwrap_err().what, "unterminated string");
+    }
+
+    #[test]
+    fn depth_limit_is_64() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(&ok).is_ok());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(&deep).unwrap_err().what, "nesting too deep");
+        let objs = r#"{"a":"#.repeat(MAX_DEPTH + 1) + "1" + &"}".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(&objs).unwrap_err().what, "nesting too deep");
+    }
+
+    #[test]
+    fn structural_errors_are_refused() {
+        for t in [
+            "[1,]",
+            "{\"a\":1,}",
+            "{a:1}",
+            "{\"a\" 1}",
+            "[1 2]",
+            "tru",
+            "nul",
+            "{",
+            "[",
+        ] {
+            assert!(parse(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn get_returns_the_first_duplicate() {
+        let v = parse(r#"{"k":"first","k":"second"}"#).unwrap();
+        assert_eq!(v.get("k").and_then(Json::as_str), Some("first"));
+        assert_eq!(v.get("missing"), None);
+        assert_eq!(n("1").get("k"), None);
+    }
+
+    #[test]
+    fn accessors_match_only_their_kind() {
+        assert_eq!(s("x").as_str(), Some("x"));
+        assert_eq!(n("1").as_str(), None);
+        assert_eq!(n("1").as_number(), Some("1"));
+        assert_eq!(Json::Bool(true).as_bool(), Some(true));
+        assert!(Json::Null.is_null());
+        assert_eq!(Json::Array(vec![]).as_array().map(<[Json]>::len), Some(0));
+        assert!(Json::Object(vec![]).as_object().is_some());
+        assert_eq!(Json::Object(vec![]).kind(), "an object");
+    }
+
+    #[test]
+    fn error_describe_names_what_and_where() {
+        assert_eq!(
+            parse("[x]").unwrap_err().describe(),
+            "unexpected character at byte 1"
+        );
+    }
+
+    #[test]
+    fn number_as_u64_accepts_only_exact_integers() {
+        assert_eq!(number_as_u64("3600"), Some(3600));
+        assert_eq!(number_as_u64("3600.0"), Some(3600));
+        assert_eq!(number_as_u64("1e3"), Some(1000));
+        assert_eq!(number_as_u64("1.5e3"), Some(1500));
+        assert_eq!(number_as_u64("36000e-1"), Some(3600));
+        assert_eq!(number_as_u64("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(number_as_u64("18446744073709551616"), None);
+        assert_eq!(number_as_u64("3600.5"), None);
+        assert_eq!(number_as_u64("1e-3"), None);
+        assert_eq!(number_as_u64("-1"), None);
+        assert_eq!(number_as_u64("1e20"), None);
+        assert_eq!(number_as_u64("0e999999999999999999"), Some(0));
+        assert_eq!(number_as_u64(" 1"), None);
+    }
+
+    #[test]
+    fn number_trunc_u64_truncates_toward_zero() {
+        assert_eq!(number_trunc_u64("3600.9"), Some(3600));
+        assert_eq!(number_trunc_u64("0.999"), Some(0));
+        assert_eq!(number_trunc_u64("1e-3"), Some(0));
+        assert_eq!(number_trunc_u64("1e-999999999999"), Some(0));
+        assert_eq!(number_trunc_u64("1e400"), None);
+        assert_eq!(number_trunc_u64("-0.5"), None);
+    }
+
+    #[test]
+    fn seconds_text_to_ms_keeps_milliseconds() {
+        assert_eq!(seconds_text_to_ms("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(seconds_text_to_ms("1700000000.5"), Some(1_700_000_000_500));
+        assert_eq!(
+            seconds_text_to_ms("1700000000.1239"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(seconds_text_to_ms("1.7e9"), Some(1_700_000_000_000));
+        assert_eq!(seconds_text_to_ms("1e17"), None);
+    }
+
+    #[test]
+    fn expires_in_accepts_numbers_and_numeric_strings() {
+        assert_eq!(expires_in_secs(&n("3600")), Some(3600));
+        assert_eq!(expires_in_secs(&s("3600")), Some(3600));
+        assert_eq!(expires_in_secs(&n("3600.9")), Some(3600));
+        assert_eq!(expires_in_secs(&n("1e3")), Some(1000));
+        assert_eq!(expires_in_secs(&n("0")), Some(0));
+        assert_eq!(expires_in_secs(&n("0.5")), Some(0));
+        assert_eq!(expires_in_secs(&n("315360000")), Some(MAX_EXPIRES_IN_SECS));
+    }
+
+    #[test]
+    fn expires_in_rejects_untrustworthy_values() {
+        for v in [
+            n("-1"),
+            n("-0"),
+            n("315360001"),
+            n("1e400"),
+            s("NaN"),
+            s("Infinity"),
+            s("abc"),
+            s(" 3600"),
+            s(""),
+            s("0x10"),
+            Json::Null,
+            Json::Bool(true),
+            Json::Array(vec![n("1")]),
+        ] {
+            assert_eq!(expires_in_secs(&v), None, "{v:?}");
+        }
+    }
+}

@@ -1,0 +1,1310 @@
+//! The token endpoint, sans-IO: build the request (RFC 6749 §4.4, §4.3, §2.3.1) and read the
+//! answer (§5.1, §5.2), plus the small encoders both need.
+//!
+//! Everything here is a pure function of its arguments; the caller sends the [`HttpRequest`]
+//! and feeds back the [`HttpResponse`] with the current time.
+
+use crate::core::json::{self, Json};
+use crate::core::{concat, push_u64, AuthMethod, Error, ErrorCode, HttpRequest, HttpResponse};
+use crate::core::{Millis, Secret, TokenResponse};
+
+/// The longest wait we honour from a `Retry-After` header: one hour. A server asking for more
+/// is more likely misconfigured than serious, and callers can still back off further.
+pub const RETRY_AFTER_CAP_MS: u64 = 60 * 60 * 1000;
+
+/// Which OAuth 2.0 grant to request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.4: the client acts on its own behalf.
+    ClientCredentials,
+    /// RFC 6749 §4.3: resource owner password (e.g. a Keycloak console bootstrap user).
+    Password {
+        /// The resource owner's user name.
+        username: String,
+        /// The resource owner's password.
+        password: Secret,
+    },
+}
+
+/// Everything needed to build one token request.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRequest<'a> {
+    /// The absolute token endpoint URL.
+    pub token_url: &'a str,
+    /// The client identifier.
+    pub client_id: &'a str,
+    /// The client secret; `None` for a public client (such as Keycloak's `qpay-console`).
+    pub client_secret: Option<&'a Secret>,
+    /// The grant to request.
+    pub grant: &'a Grant,
+    /// Requested scopes; sent space-joined, omitted when empty.
+    pub scope: &'a [String],
+    /// Where the client credentials go (ignored for a public client: `client_id` goes in the body).
+    pub auth_method: AuthMethod,
+    /// Extra form parameters (e.g. `audience`). Names [`is_reserved_param`] refuses are skipped,
+    /// so a parameter is never sent twice (RFC 6749 §3.2); configuration should refuse them.
+    pub extra_params: &'a [(String, String)],
+}
+
+/// Whether a form parameter name is set by [`build_token_request`] itself and so may not be
+/// supplied as an extra parameter.
+pub fn is_reserved_param(name: &str) -> bool {
+    matches!(
+        name,
+        "grant_type" | "client_id" | "client_secret" | "scope" | "username" | "password"
+    )
+}
+
+/// Builds the `POST` to the token endpoint.
+///
+/// The body is `application/x-www-form-urlencoded` in this order: `grant_type`, (`username`,
+/// `password`), (`client_id`, `client_secret`), `scope`, extra parameters. With
+/// [`AuthMethod::ClientSecretBasic`] and a secret, the credentials go only in the
+/// `Authorization` header (never both places); with no secret, `client_id` goes in the body.
+pub fn build_token_request(req: &TokenRequest<'_>) -> HttpRequest {
+    let mut body = String::new();
+    let mut add = |name: &str, value: &str| {
+        if !body.is_empty() {
+            body.push('&');
+        }
+        body.push_str(name);
+        body.push('=');
+        body.push_str(&form_urlencode(value));
+    };
+    match req.grant {
+        Grant::ClientCredentials => add("grant_type", "client_credentials"),
+        Grant::Password { username, password } => {
+            add("grant_type", "password");
+            add("username", username);
+            add("password", password.expose());
+        }
+    }
+    let mut headers = vec![
+        (
+            String::from("Content-Type"),
+            String::from("application/x-www-form-urlencoded"),
+        ),
+        (String::from("Accept"), String::from("application/json")),
+    ];
+    match (req.client_secret, req.auth_method) {
+        (Some(secret), AuthMethod::ClientSecretBasic) => {
+            // RFC 6749 §2.3.1: each part is form-encoded before base64.
+            let pair = concat(&[
+                &form_urlencode(req.client_id),
+                ":",
+                &form_urlencode(secret.expose()),
+            ]);
+            let value = concat(&["Basic ", &base64_encode(pair.as_bytes())]);
+            headers.push((String::from("Authorization"), value));
+        }
+        (Some(secret), AuthMethod::ClientSecretPost) => {
+            add("client_id", req.client_id);
+            add("client_secret", secret.expose());
+        }
+        (None, _) => add("client_id", req.client_id),
+    }
+    let mut scope = String::new();
+    for s in req.scope.iter().filter(|s| !s.is_empty()) {
+        if !scope.is_empty() {
+            scope.push(' ');
+        }
+        scope.push_str(s);
+    }
+    if !scope.is_empty() {
+        add("scope", &scope);
+    }
+    for (name, value) in req.extra_params {
+        if !is_reserved_param(name) {
+            let mut pair = form_urlencode(name);
+            pair.push('=');
+            pair.push_str(&form_urlencode(value));
+            if !body.is_empty() {
+                body.push('&');
+            }
+            body.push_str(&pair);
+        }
+    }
+    HttpRequest {
+        method: "POST",
+        url: String::from(req.token_url),
+        headers,
+        body: Some(body),
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn push_pct(out: &mut String, b: u8) {
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 15)]));
+}
+
+/// WHATWG `application/x-www-form-urlencoded` encoding of one name or value: UTF-8 bytes,
+/// space → `+`, ALPHA / DIGIT / `*-._` kept, everything else `%XX` (upper-case hex).
+pub fn form_urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => push_pct(&mut out, b),
+        }
+    }
+    out
+}
+
+/// RFC 3986 percent-encoding: unreserved (ALPHA / DIGIT / `-._~`) kept, everything else `%XX`
+/// (upper-case hex; space is `%20`).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => push_pct(&mut out, b),
+        }
+    }
+    out
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one form-urlencoded name or value (`+` → space, `%XX` → byte). Strict: a malformed
+/// `%` escape or bytes that are not UTF-8 give `None`.
+pub fn form_urldecode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = hex_val(*b.get(i + 1)?)?;
+                let lo = hex_val(*b.get(i + 2)?)?;
+                out.push((hi << 4) | lo);
+                i += 2;
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 (RFC 4648 §4) with `=` padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b0 = chunk.first().copied().unwrap_or(0);
+        let b1 = chunk.get(1).copied().unwrap_or(0);
+        let b2 = chunk.get(2).copied().unwrap_or(0);
+        let n = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
+        let sextet = |shift: u32| char::from(B64[((n >> shift) & 63) as usize]);
+        out.push(sextet(18));
+        out.push(sextet(12));
+        out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
+    }
+    out
+}
+
+/// Base64url (RFC 4648 §5) decoding, padding optional. Any other character, or a length that
+/// cannot be base64, gives `None`.
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    if s.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = ((acc << 6) | u32::from(v)) & 0xFFFF;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Whether `s` is an RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="`. Anything else (space, CR, LF, quotes) could break or forge a header.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// The `exp` claim of a JWT access token, in epoch milliseconds.
+///
+/// Only for scheduling a refresh: the signature is not checked and nothing else is trusted.
+/// Anything that is not three dot-separated base64url segments whose middle one is a JSON object
+/// with a non-negative numeric `exp` (integer or fractional seconds) gives `None`.
+pub fn jwt_exp_ms(token: &str) -> Option<Millis> {
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64url_decode(payload)?;
+    let text = core::str::from_utf8(&bytes).ok()?;
+    let claims = json::parse(text).ok()?;
+    json::seconds_text_to_ms(claims.get("exp")?.as_number()?)
+}
+
+/// Reads a token endpoint answer.
+///
+/// `now` is the current time, used only to turn an HTTP-date `Retry-After` into a delay.
+///
+/// In order: a 3xx is refused (following it would re-send the secret elsewhere); a JSON body
+/// with a non-null `error` member is an RFC 6749 §5.2 error whatever the status (even 200);
+/// 429 is [`ErrorCode::RateLimited`]; 401 is [`ErrorCode::InvalidClient`]; any other non-2xx is
+/// [`ErrorCode::TokenEndpointError`]. Every failure carries `retry_after_ms` from `Retry-After`.
+/// A 2xx must be a JSON object with a b64token `access_token` and `token_type` Bearer (any case);
+/// `expires_in` follows [`json::expires_in_secs`] (invalid → `None`, 0 → `Some(0)`); `scope`
+/// (a space-separated string) is split; unknown members are ignored.
+pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenResponse, Error> {
+    let status = resp.status;
+    let retry_after = resp
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, now));
+    let fail = |code: ErrorCode, message: String| {
+        Err(Error::new(code, message)
+            .with_status(status)
+            .with_retry_after(retry_after))
+    };
+
+    if (300..400).contains(&status) {
+        return fail(
+            ErrorCode::TokenEndpointError,
+            status_message(
+                "the token endpoint answered with a redirect (HTTP ",
+                status,
+                "); redirects are refused because following one would re-send the client \
+                 credentials to another address: configure the final token URL",
+            ),
+        );
+    }
+
+    let parsed = json::parse(&resp.body);
+    if let Ok(body) = &parsed {
+        if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
+            let oauth_error = error.as_str().map(String::from);
+            let code = oauth_error
+                .as_deref()
+                .map_or(ErrorCode::TokenEndpointError, ErrorCode::from_oauth);
+            let mut e = Error::new(code, oauth_error_message(code, status))
+                .with_status(status)
+                .with_retry_after(retry_after);
+            e.oauth_error = oauth_error;
+            e.oauth_error_description = body
+                .get("error_description")
+                .and_then(Json::as_str)
+                .map(String::from);
+            return Err(e);
+        }
+    }
+
+    if status == 429 {
+        return fail(
+            ErrorCode::RateLimited,
+            String::from(
+                "the token endpoint is rate limiting this client (HTTP 429): wait retry_after_ms \
+                 if set, otherwise back off, before asking for a token again",
+            ),
+        );
+    }
+    if status == 401 {
+        return fail(
+            ErrorCode::InvalidClient,
+            String::from(
+                "the token endpoint answered HTTP 401 without an OAuth error: check the client id \
+                 and secret, that they belong to this environment (sandbox and production \
+                 credentials differ), and the auth method (client_secret_post or \
+                 client_secret_basic)",
+            ),
+        );
+    }
+    if !(200..300).contains(&status) {
+        let next = if status >= 500 {
+            "; try again later"
+        } else if status == 404 || status == 405 {
+            ": check the token URL"
+        } else {
+            " without an OAuth error: check the token URL and the request parameters"
+        };
+        return fail(
+            ErrorCode::TokenEndpointError,
+            status_message("the token endpoint answered HTTP ", status, next),
+        );
+    }
+
+    let invalid = |what: &str| {
+        fail(
+            ErrorCode::InvalidResponse,
+            concat(&[
+                "the token endpoint answered HTTP 2xx but ",
+                what,
+                "; no token was stored: check the token URL points at the OAuth token endpoint",
+            ]),
+        )
+    };
+    let body = match parsed {
+        Ok(body) => body,
+        Err(_) if resp.body.trim().is_empty() => return invalid("the body is empty"),
+        Err(e) => {
+            return invalid(&concat(&[
+                "the body is not valid JSON (",
+                &e.describe(),
+                ")",
+            ]));
+        }
+    };
+    if !matches!(body, Json::Object(_)) {
+        return invalid(&concat(&[
+            "the body is ",
+            body.kind(),
+            ", not a JSON object",
+        ]));
+    }
+
+    let access_token = match body.get("access_token") {
+        None | Some(Json::Null) => return invalid("the access_token member is missing"),
+        Some(Json::String(t)) if t.is_empty() => return invalid("the access_token is empty"),
+        Some(Json::String(t)) if !is_b64token(t) => {
+            return invalid(
+                "the access_token has characters outside the RFC 6750 token syntax (such as \
+                 spaces, quotes or line breaks), so it cannot be sent in an Authorization header",
+            )
+        }
+        Some(Json::String(t)) => t,
+        Some(other) => {
+            return invalid(&concat(&[
+                "the access_token is ",
+                other.kind(),
+                ", not a string",
+            ]));
+        }
+    };
+
+    let token_type = body.get("token_type").and_then(Json::as_str);
+    if !token_type.is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
+        let which = if token_type.is_some() {
+            "the token type is unsupported (only Bearer is)"
+        } else {
+            "the token_type is missing or not a string, so the token type is unsupported"
+        };
+        return fail(
+            ErrorCode::InvalidResponse,
+            concat(&[
+                "the token endpoint answered HTTP 2xx but ",
+                which,
+                "; the token is never sent as Bearer: ask the provider for Bearer tokens for \
+                 this client",
+            ]),
+        );
+    }
+
+    let expires_in_ms = body
+        .get("expires_in")
+        .and_then(json::expires_in_secs)
+        .map(|s| s.saturating_mul(1000));
+
+    let scope = match body.get("scope") {
+        Some(Json::String(s)) => Some(
+            s.split(' ')
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+        // Some servers send an array; accept it when every element is a string.
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+
+    Ok(TokenResponse {
+        jwt_exp_ms: jwt_exp_ms(access_token),
+        access_token: Secret::new(access_token.as_str()),
+        scope,
+        expires_in_ms,
+    })
+}
+
+fn status_message(before: &str, status: u16, after: &str) -> String {
+    let mut s = String::from(before);
+    push_u64(&mut s, u64::from(status));
+    s.push_str(after);
+    s
+}
+
+fn oauth_error_message(code: ErrorCode, status: u16) -> String {
+    let text = match code {
+        ErrorCode::InvalidClient => {
+            "the token endpoint rejected the client credentials (invalid_client): check the client \
+             id and secret, and that they belong to this environment (sandbox and production \
+             credentials differ)"
+        }
+        ErrorCode::InvalidGrant => {
+            "the token endpoint refused the grant (invalid_grant): for the password grant check \
+             the username and password; otherwise check this client may use the grant"
+        }
+        ErrorCode::InvalidScope => {
+            "the token endpoint refused the requested scope (invalid_scope): request only scopes \
+             approved for this client at registration"
+        }
+        ErrorCode::UnauthorizedClient => {
+            "this client is not allowed to use the requested grant (unauthorized_client): ask the \
+             provider to enable it for this client"
+        }
+        ErrorCode::UnsupportedGrantType => {
+            "the token endpoint does not support the requested grant type \
+             (unsupported_grant_type): check the token URL and the grant"
+        }
+        ErrorCode::InvalidRequest => {
+            "the token endpoint rejected the request as malformed (invalid_request): check the \
+             token URL, the auth method (client_secret_post or client_secret_basic) and any extra \
+             parameters"
+        }
+        ErrorCode::RateLimited => {
+            "the token endpoint asked this client to slow down or is temporarily unavailable: wait \
+             retry_after_ms if set, otherwise back off, before asking again"
+        }
+        // The server's own code is in `oauth_error`; it is not repeated here because it is
+        // server text.
+        _ => {
+            "the token endpoint answered with an OAuth error this client does not know (see \
+             oauth_error and oauth_error_description); retry later, and contact the provider if \
+             it persists"
+        }
+    };
+    let mut s = String::from(text);
+    s.push_str(" [HTTP ");
+    push_u64(&mut s, u64::from(status));
+    s.push(']');
+    s
+}
+
+/// The delay a `Retry-After` header asks for, in milliseconds, capped at
+/// [`RETRY_AFTER_CAP_MS`]: delta-seconds, or an HTTP-date (IMF-fixdate, RFC 850, asctime)
+/// relative to `now` and clamped at 0 when already past. Unreadable values give `None`.
+pub fn parse_retry_after(value: &str, now: Millis) -> Option<u64> {
+    let v = value.trim_matches([' ', '\t']);
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = v.bytes().fold(0u64, |acc, d| {
+            acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+        return Some(secs.saturating_mul(1000).min(RETRY_AFTER_CAP_MS));
+    }
+    let at = parse_http_date_ms(v, now)?;
+    Some(at.saturating_sub(now).min(RETRY_AFTER_CAP_MS))
+}
+
+/// An HTTP-date (RFC 9110 §5.6.7) as epoch milliseconds: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), or the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`)
+/// and asctime (`Sun Nov  6 08:49:37 1994`) forms. `now` resolves RFC 850's two-digit year
+/// (the year within 50 years of now). Dates before 1970 give 0. The weekday name must be valid
+/// but is not checked against the date.
+pub fn parse_http_date_ms(value: &str, now: Millis) -> Option<Millis> {
+    let b = value.as_bytes();
+    let mut c = Cursor { b, i: 0 };
+    let (year, month, day, hms);
+    match b.iter().position(|&x| x == b',') {
+        Some(3) => {
+            c.one_of(&SHORT_DAYS)?;
+            c.lit(b", ")?;
+            day = c.digits(2)?;
+            c.lit(b" ")?;
+            month = c.month()?;
+            c.lit(b" ")?;
+            year = c.digits(4)?;
+            c.lit(b" ")?;
+            hms = c.time()?;
+            c.lit(b" GMT")?;
+        }
+        Some(_) => {
+            c.one_of(&LONG_DAYS)?;
+            c.lit(b", ")?;
+            day = c.digits(2)?;
+            c.lit(b"-")?;
+            month = c.month()?;
+            c.lit(b"-")?;
+            let yy = c.digits(2)?;
+            c.lit(b" ")?;
+            hms = c.time()?;
+            c.lit(b" GMT")?;
+            // RFC 9110: the year with these last two digits within 50 years of now.
+            let now_year = 1970 + (now / 86_400_000).saturating_mul(400) / 146_097;
+            let mut y = now_year - now_year % 100 + u64::from(yy);
+            if y > now_year + 50 {
+                y -= 100;
+            } else if y + 50 <= now_year {
+                y += 100;
+            }
+            year = u32::try_from(y).ok()?;
+        }
+        None => {
+            c.one_of(&SHORT_DAYS)?;
+            c.lit(b" ")?;
+            month = c.month()?;
+            c.lit(b" ")?;
+            day = if c.lit(b" ").is_some() {
+                c.digits(1)?
+            } else {
+                c.digits(2)?
+            };
+            c.lit(b" ")?;
+            hms = c.time()?;
+            c.lit(b" ")?;
+            year = c.digits(4)?;
+        }
+    }
+    if c.i != b.len() || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let secs = days * 86_400 + i64::from(hms);
+    Some(u64::try_from(secs).unwrap_or(0).saturating_mul(1000))
+}
+
+const SHORT_DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+const LONG_DAYS: [&[u8]; 7] = [
+    b"Monday",
+    b"Tuesday",
+    b"Wednesday",
+    b"Thursday",
+    b"Friday",
+    b"Saturday",
+    b"Sunday",
+];
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(s.len())?;
+        if self.b.get(self.i..end)? == s {
+            self.i = end;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn one_of(&mut self, options: &[&[u8]]) -> Option<usize> {
+        let k = options.iter().position(|o| self.lit(o).is_some())?;
+        Some(k)
+    }
+
+    fn month(&mut self) -> Option<u32> {
+        self.one_of(&MONTHS).map(|k| k as u32 + 1)
+    }
+
+    fn digits(&mut self, n: usize) -> Option<u32> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let d = *self.b.get(self.i)?;
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(d - b'0');
+            self.i += 1;
+        }
+        Some(v)
+    }
+
+    /// `HH:MM:SS` as seconds of the day (a leap second 60 is allowed).
+    fn time(&mut self) -> Option<u32> {
+        let h = self.digits(2)?;
+        self.lit(b":")?;
+        let m = self.digits(2)?;
+        self.lit(b":")?;
+        let s = self.digits(2)?;
+        (h < 24 && m < 60 && s <= 60).then_some(h * 3600 + m * 60 + s)
+    }
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc_request<'a>(
+        secret: Option<&'a Secret>,
+        scope: &'a [String],
+        method: AuthMethod,
+        extra: &'a [(String, String)],
+    ) -> TokenRequest<'a> {
+        TokenRequest {
+            token_url: "https://auth.qbankconnect.com/token",
+            client_id: "my client:1",
+            client_secret: secret,
+            grant: &Grant::ClientCredentials,
+            scope,
+            auth_method: method,
+            extra_params: extra,
+        }
+    }
+
+    fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        req.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    const TRICKY: &str = "s3:cr+t %é";
+
+    #[test]
+    fn client_secret_post_puts_both_credentials_in_the_body() {
+        let secret = Secret::new(TRICKY);
+        let scope = [
+            "accounts.read".to_string(),
+            "payments.ach.write".to_string(),
+        ];
+        let req = build_token_request(&cc_request(
+            Some(&secret),
+            &scope,
+            AuthMethod::ClientSecretPost,
+            &[],
+        ));
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "https://auth.qbankconnect.com/token");
+        assert_eq!(
+            req.body.as_deref(),
+            Some(
+                "grant_type=client_credentials&client_id=my+client%3A1\
+                 &client_secret=s3%3Acr%2Bt+%25%C3%A9&scope=accounts.read+payments.ach.write"
+            )
+        );
+        assert_eq!(header(&req, "Authorization"), None);
+    }
+
+    #[test]
+    fn request_headers_are_form_content_type_and_json_accept() {
+        let req = build_token_request(&cc_request(None, &[], AuthMethod::ClientSecretPost, &[]));
+        assert_eq!(
+            req.headers,
+            vec![
+                (
+                    "Content-Type".to_string(),
+                    "application/x-www-form-urlencoded".to_string()
+                ),
+                ("Accept".to_string(), "application/json".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn client_secret_basic_form_encodes_before_base64_and_keeps_secret_out_of_body() {
+        let secret = Secret::new(TRICKY);
+        let req = build_token_request(&cc_request(
+            Some(&secret),
+            &[],
+            AuthMethod::ClientSecretBasic,
+            &[],
+        ));
+        // base64("my+client%3A1:s3%3Acr%2Bt+%25%C3%A9")
+        assert_eq!(
+            header(&req, "Authorization"),
+            Some("Basic bXkrY2xpZW50JTNBMTpzMyUzQWNyJTJCdCslMjUlQzMlQTk=")
+        );
+        assert_eq!(req.body.as_deref(), Some("grant_type=client_credentials"));
+    }
+
+    #[test]
+    fn public_client_sends_client_id_in_body_even_with_basic() {
+        let req = build_token_request(&cc_request(None, &[], AuthMethod::ClientSecretBasic, &[]));
+        assert_eq!(
+            req.body.as_deref(),
+            Some("grant_type=client_credentials&client_id=my+client%3A1")
+        );
+        assert_eq!(header(&req, "Authorization"), None);
+    }
+
+    #[test]
+    fn password_grant_for_a_public_client() {
+        let grant = Grant::Password {
+            username: "ana@example.com".into(),
+            password: Secret::new("p&ss word=1"),
+        };
+        let req = build_token_request(&TokenRequest {
+            token_url:
+                "https://sandbox.qpay.quecto.com.br/auth/realms/qpay/protocol/openid-connect/token",
+            client_id: "qpay-console",
+            client_secret: None,
+            grant: &grant,
+            scope: &[],
+            auth_method: AuthMethod::ClientSecretPost,
+            extra_params: &[],
+        });
+        assert_eq!(
+            req.body.as_deref(),
+            Some("grant_type=password&username=ana%40example.com&password=p%26ss+word%3D1&client_id=qpay-console")
+        );
+    }
+
+    #[test]
+    fn empty_scope_is_omitted_and_empty_entries_skipped() {
+        let scope = [String::new(), "a".to_string(), String::new()];
+        let req = build_token_request(&cc_request(None, &scope, AuthMethod::ClientSecretPost, &[]));
+        assert!(req.body.as_deref().unwrap().ends_with("&scope=a"));
+        let empty = [String::new()];
+        let req = build_token_request(&cc_request(None, &empty, AuthMethod::ClientSecretPost, &[]));
+        assert!(!req.body.as_deref().unwrap().contains("scope"));
+    }
+
+    #[test]
+    fn extra_params_are_appended_and_reserved_names_skipped() {
+        let extra = [
+            ("audience".to_string(), "https://api x".to_string()),
+            ("client_secret".to_string(), "injected".to_string()),
+            ("grant_type".to_string(), "password".to_string()),
+        ];
+        let req = build_token_request(&cc_request(None, &[], AuthMethod::ClientSecretPost, &extra));
+        assert_eq!(
+            req.body.as_deref(),
+            Some("grant_type=client_credentials&client_id=my+client%3A1&audience=https%3A%2F%2Fapi+x")
+        );
+    }
+
+    #[test]
+    fn debug_of_the_request_never_shows_the_secret() {
+        let secret = Secret::new("very-secret-value");
+        let req = build_token_request(&cc_request(
+            Some(&secret),
+            &[],
+            AuthMethod::ClientSecretBasic,
+            &[],
+        ));
+        let grant = Grant::Password {
+            username: "u".into(),
+            password: Secret::new("very-secret-value"),
+        };
+        assert!(!format!("{req:?}{grant:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn form_urlencode_follows_whatwg() {
+        assert_eq!(form_urlencode("aZ09*-._"), "aZ09*-._");
+        assert_eq!(form_urlencode(" ~!'()"), "+%7E%21%27%28%29");
+        assert_eq!(form_urlencode("é€"), "%C3%A9%E2%82%AC");
+        assert_eq!(form_urldecode("a+b%2Bc%C3%A9").as_deref(), Some("a b+cé"));
+        assert_eq!(form_urldecode("%zz"), None);
+        assert_eq!(form_urldecode("%4"), None);
+        assert_eq!(form_urldecode("%FF"), None);
+    }
+
+    #[test]
+    fn percent_encode_keeps_only_unreserved() {
+        assert_eq!(percent_encode("a b+~*é"), "a%20b%2B~%2A%C3%A9");
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, enc) in vectors {
+            assert_eq!(base64_encode(plain.as_bytes()), enc);
+            assert_eq!(base64url_decode(enc).unwrap(), plain.as_bytes());
+            assert_eq!(
+                base64url_decode(enc.trim_end_matches('=')).unwrap(),
+                plain.as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn base64url_decode_uses_the_url_alphabet_only() {
+        assert_eq!(base64url_decode("-_8").unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(base64url_decode("+/8"), None);
+        assert_eq!(base64url_decode("abcde"), None);
+        assert_eq!(base64url_decode("ab cd"), None);
+    }
+
+    #[test]
+    fn b64token_syntax() {
+        assert!(is_b64token("abcXYZ019-._~+/=="));
+        assert!(!is_b64token(""));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a=b"));
+        for bad in ["a b", "a\r\nb", "a\"b", "a'b", "a,b", "é"] {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
+    }
+
+    fn jwt(payload: &str) -> String {
+        let enc = |s: &str| {
+            base64_encode(s.as_bytes())
+                .trim_end_matches('=')
+                .replace('+', "-")
+                .replace('/', "_")
+        };
+        concat(&[&enc(r#"{"alg":"RS256"}"#), ".", &enc(payload), ".c2ln"])
+    }
+
+    #[test]
+    fn jwt_exp_is_read_in_milliseconds() {
+        assert_eq!(
+            jwt_exp_ms(&jwt(r#"{"exp":1700000000}"#)),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            jwt_exp_ms(&jwt(r#"{"sub":"x","exp":1700000000.25}"#)),
+            Some(1_700_000_000_250)
+        );
+    }
+
+    #[test]
+    fn malformed_jwts_have_no_exp() {
+        let good = jwt(r#"{"exp":1700000000}"#);
+        for t in [
+            "opaque-token".to_string(),
+            good.replace(".c2ln", ""),
+            concat(&[&good, ".x"]),
+            jwt(r#"{"exp":"1700000000"}"#),
+            jwt(r#"{"exp":-1}"#),
+            jwt(r#"{"iat":1}"#),
+            jwt("[1]"),
+            jwt("not json"),
+            "a.!!!.c".to_string(),
+        ] {
+            assert_eq!(jwt_exp_ms(&t), None, "{t}");
+        }
+    }
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![],
+            body: body.to_string(),
+        }
+    }
+
+    const NOW: Millis = 784_111_777_000; // Sun, 06 Nov 1994 08:49:37 GMT
+
+    #[test]
+    fn a_provider_success_response_is_parsed() {
+        let r = resp(
+            200,
+            r#"{"access_token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9","token_type":"Bearer","expires_in":3600,"scope":"accounts.read payments.ach.write"}"#,
+        );
+        let t = parse_token_response(&r, NOW).unwrap();
+        assert_eq!(
+            t.access_token.expose(),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+        );
+        assert_eq!(t.expires_in_ms, Some(3_600_000));
+        assert_eq!(
+            t.scope,
+            Some(vec![
+                "accounts.read".to_string(),
+                "payments.ach.write".to_string()
+            ])
+        );
+        assert_eq!(t.jwt_exp_ms, None);
+    }
+
+    #[test]
+    fn keycloak_extras_are_ignored_and_jwt_exp_is_filled() {
+        let token = jwt(r#"{"exp":1700000300,"iat":1700000000}"#);
+        let body = concat(&[
+            r#"{"access_token":""#,
+            &token,
+            r#"","expires_in":300,"refresh_expires_in":0,"token_type":"Bearer","not-before-policy":0,"session_state":"abc","scope":"profile email"}"#,
+        ]);
+        let t = parse_token_response(&resp(200, &body), NOW).unwrap();
+        assert_eq!(t.jwt_exp_ms, Some(1_700_000_300_000));
+        assert_eq!(t.expires_in_ms, Some(300_000));
+        assert_eq!(t.scope, Some(vec!["profile".into(), "email".into()]));
+    }
+
+    #[test]
+    fn token_type_is_case_insensitive_bearer() {
+        for tt in ["bearer", "BEARER", "Bearer"] {
+            let body = concat(&[r#"{"access_token":"abc","token_type":""#, tt, r#""}"#]);
+            assert!(parse_token_response(&resp(200, &body), NOW).is_ok(), "{tt}");
+        }
+    }
+
+    #[test]
+    fn other_token_types_are_refused_and_never_sent_as_bearer() {
+        for body in [
+            r#"{"access_token":"abc"}"#,
+            r#"{"access_token":"abc","token_type":"mac"}"#,
+            r#"{"access_token":"abc","token_type":"DPoP"}"#,
+            r#"{"access_token":"abc","token_type":"bearer "}"#,
+            r#"{"access_token":"abc","token_type":1}"#,
+        ] {
+            let e = parse_token_response(&resp(200, body), NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
+            assert!(
+                e.message.contains("token type is unsupported"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("never sent as Bearer"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn access_token_must_be_a_nonempty_b64token() {
+        for (body, says) in [
+            (r#"{"token_type":"bearer"}"#, "missing"),
+            (r#"{"access_token":null,"token_type":"bearer"}"#, "missing"),
+            (r#"{"access_token":"","token_type":"bearer"}"#, "empty"),
+            (
+                r#"{"access_token":42,"token_type":"bearer"}"#,
+                "a number, not a string",
+            ),
+            (
+                r#"{"access_token":"ab\r\nX-Evil: 1","token_type":"bearer"}"#,
+                "RFC 6750",
+            ),
+            (
+                r#"{"access_token":"a b","token_type":"bearer"}"#,
+                "RFC 6750",
+            ),
+            (
+                r#"{"access_token":"a\"b","token_type":"bearer"}"#,
+                "RFC 6750",
+            ),
+        ] {
+            let e = parse_token_response(&resp(200, body), NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
+            assert!(e.message.contains(says), "{body}: {}", e.message);
+            assert!(!e.message.contains("X-Evil"));
+        }
+    }
+
+    #[test]
+    fn non_object_or_malformed_2xx_bodies_are_invalid_responses_naming_the_problem() {
+        for (body, says) in [
+            ("", "the body is empty"),
+            ("  ", "the body is empty"),
+            ("[]", "the body is an array, not a JSON object"),
+            ("\"tok\"", "the body is a string"),
+            (
+                "<html>oops</html>",
+                "not valid JSON (unexpected character at byte 0)",
+            ),
+            (r#"{"access_token":"abc""#, "not valid JSON"),
+        ] {
+            let e = parse_token_response(&resp(200, body), NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidResponse);
+            assert!(e.message.contains(says), "{body}: {}", e.message);
+            assert!(!e.message.contains("oops"));
+            assert_eq!(e.status, Some(200));
+        }
+    }
+
+    #[test]
+    fn expires_in_edge_cases() {
+        let with = |v: &str| {
+            let body = concat(&[
+                r#"{"access_token":"abc","token_type":"bearer","expires_in":"#,
+                v,
+                "}",
+            ]);
+            parse_token_response(&resp(200, &body), NOW)
+                .unwrap()
+                .expires_in_ms
+        };
+        assert_eq!(with("3600"), Some(3_600_000));
+        assert_eq!(with("\"3600\""), Some(3_600_000));
+        assert_eq!(with("3600.9"), Some(3_600_000));
+        assert_eq!(with("1e3"), Some(1_000_000));
+        assert_eq!(with("0"), Some(0));
+        assert_eq!(with("-5"), None);
+        assert_eq!(with("\"NaN\""), None);
+        assert_eq!(with("\"soon\""), None);
+        assert_eq!(with("null"), None);
+        assert_eq!(with("1e12"), None);
+        assert_eq!(with("315360001"), None);
+    }
+
+    #[test]
+    fn scope_forms() {
+        let with = |v: &str| {
+            let body = concat(&[
+                r#"{"access_token":"abc","token_type":"bearer","scope":"#,
+                v,
+                "}",
+            ]);
+            parse_token_response(&resp(200, &body), NOW).unwrap().scope
+        };
+        assert_eq!(with(r#""a  b""#), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(with(r#""""#), Some(vec![]));
+        assert_eq!(with(r#"["a","b"]"#), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(with(r#"["a",1]"#), None);
+        assert_eq!(with("null"), None);
+        let none = r#"{"access_token":"abc","token_type":"bearer"}"#;
+        assert_eq!(
+            parse_token_response(&resp(200, none), NOW).unwrap().scope,
+            None
+        );
+    }
+
+    #[test]
+    fn oauth_error_body_is_mapped_whatever_the_status() {
+        for status in [400, 401, 200] {
+            let r = resp(
+                status,
+                r#"{"error":"invalid_client","error_description":"Invalid client credentials"}"#,
+            );
+            let e = parse_token_response(&r, NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidClient);
+            assert_eq!(e.status, Some(status));
+            assert_eq!(e.oauth_error.as_deref(), Some("invalid_client"));
+            assert_eq!(
+                e.oauth_error_description.as_deref(),
+                Some("Invalid client credentials")
+            );
+            assert!(e.message.contains("check the client id and secret"));
+            assert!(e.may_have_reached_server);
+        }
+    }
+
+    #[test]
+    fn oauth_error_codes_and_odd_members() {
+        let e = parse_token_response(&resp(400, r#"{"error":"invalid_scope"}"#), NOW).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+        let e = parse_token_response(&resp(400, r#"{"error":"slow_down"}"#), NOW).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        let e = parse_token_response(
+            &resp(400, r#"{"error":"weird","error_description":7}"#),
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::TokenEndpointError);
+        assert_eq!(e.oauth_error.as_deref(), Some("weird"));
+        assert_eq!(e.oauth_error_description, None);
+        assert!(!e.message.contains("weird"));
+        let e = parse_token_response(&resp(400, r#"{"error":{"code":1}}"#), NOW).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TokenEndpointError);
+        assert_eq!(e.oauth_error, None);
+    }
+
+    #[test]
+    fn a_null_error_member_on_success_is_not_an_error() {
+        let r = resp(
+            200,
+            r#"{"error":null,"access_token":"abc","token_type":"Bearer"}"#,
+        );
+        assert!(parse_token_response(&r, NOW).is_ok());
+    }
+
+    #[test]
+    fn redirects_are_refused() {
+        for status in [301, 302, 307, 308] {
+            let mut r = resp(status, r#"{"error":"invalid_client"}"#);
+            r.headers
+                .push(("location".into(), "https://evil.example/token".into()));
+            let e = parse_token_response(&r, NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::TokenEndpointError);
+            assert!(e.message.contains("redirects are refused"));
+            assert!(!e.message.contains("evil"));
+            assert_eq!(e.status, Some(status));
+        }
+    }
+
+    #[test]
+    fn status_429_is_rate_limited_with_retry_after() {
+        let mut r = resp(429, "Too Many Requests");
+        r.headers.push(("retry-after".into(), "30".into()));
+        let e = parse_token_response(&r, NOW).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert_eq!(e.retry_after_ms, Some(30_000));
+    }
+
+    #[test]
+    fn status_401_without_oauth_error_is_invalid_client() {
+        for body in ["", "Unauthorized", "{}"] {
+            let e = parse_token_response(&resp(401, body), NOW).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidClient, "{body}");
+            assert!(e.message.contains("check the client id and secret"));
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_token_endpoint_errors_without_echoing_the_body() {
+        let html = "<html><body>Bad Gateway secret-ish</body></html>";
+        let mut r = resp(502, html);
+        r.headers
+            .push(("Retry-After".into(), "Sun, 06 Nov 1994 08:50:37 GMT".into()));
+        let e = parse_token_response(&r, NOW).unwrap_err();
+        assert_eq!(e.code, ErrorCode::TokenEndpointError);
+        assert_eq!(
+            e.message,
+            "the token endpoint answered HTTP 502; try again later"
+        );
+        assert_eq!(e.status, Some(502));
+        assert_eq!(e.retry_after_ms, Some(60_000));
+        let e = parse_token_response(&resp(404, html), NOW).unwrap_err();
+        assert_eq!(
+            e.message,
+            "the token endpoint answered HTTP 404: check the token URL"
+        );
+        let e = parse_token_response(&resp(400, html), NOW).unwrap_err();
+        assert!(e
+            .message
+            .starts_with("the token endpoint answered HTTP 400 without an OAuth error"));
+    }
+
+    #[test]
+    fn retry_after_delta_seconds_are_capped() {
+        assert_eq!(parse_retry_after("0", NOW), Some(0));
+        assert_eq!(parse_retry_after(" 120 ", NOW), Some(120_000));
+        assert_eq!(parse_retry_after("3601", NOW), Some(RETRY_AFTER_CAP_MS));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", NOW),
+            Some(RETRY_AFTER_CAP_MS)
+        );
+        assert_eq!(parse_retry_after("-1", NOW), None);
+        assert_eq!(parse_retry_after("1.5", NOW), None);
+        assert_eq!(parse_retry_after("", NOW), None);
+    }
+
+    #[test]
+    fn retry_after_http_dates_in_all_three_forms() {
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", NOW),
+            Some(10_000)
+        );
+        assert_eq!(
+            parse_retry_after("Sunday, 06-Nov-94 08:49:47 GMT", NOW),
+            Some(10_000)
+        );
+        assert_eq!(
+            parse_retry_after("Sun Nov  6 08:49:47 1994", NOW),
+            Some(10_000)
+        );
+        // Past dates clamp to 0; far future dates are capped.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", NOW),
+            Some(0)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW),
+            Some(RETRY_AFTER_CAP_MS)
+        );
+    }
+
+    #[test]
+    fn http_dates_convert_to_epoch_milliseconds() {
+        assert_eq!(
+            parse_http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT", 0),
+            Some(NOW)
+        );
+        assert_eq!(
+            parse_http_date_ms("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            Some(0)
+        );
+        assert_eq!(
+            parse_http_date_ms("Thu, 29 Feb 2024 12:00:00 GMT", 0),
+            Some(1_709_208_000_000)
+        );
+        assert_eq!(
+            parse_http_date_ms("Wed, 01 Jan 1969 00:00:00 GMT", 0),
+            Some(0)
+        );
+        assert_eq!(
+            parse_http_date_ms("Thu Feb  1 00:00:00 2024", 0),
+            Some(1_706_745_600_000)
+        );
+    }
+
+    #[test]
+    fn rfc850_two_digit_years_resolve_within_50_years_of_now() {
+        let y2024 = 1_706_745_600_000; // 2024-02-01
+                                       // "30" is 2030 (6 years ahead), "80" is 1980 (2080 would be 56 years ahead).
+        assert_eq!(
+            parse_http_date_ms("Friday, 01-Feb-30 00:00:00 GMT", y2024),
+            parse_http_date_ms("Fri, 01 Feb 2030 00:00:00 GMT", 0)
+        );
+        assert_eq!(
+            parse_http_date_ms("Friday, 01-Feb-80 00:00:00 GMT", y2024),
+            parse_http_date_ms("Fri, 01 Feb 1980 00:00:00 GMT", 0)
+        );
+    }
+
+    #[test]
+    fn malformed_http_dates_are_refused() {
+        for d in [
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+            "Sun, 29 Feb 2023 08:49:37 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT extra",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sun Nov 6 08:49:37 1994",
+            "tomorrow",
+        ] {
+            assert_eq!(parse_http_date_ms(d, NOW), None, "{d}");
+        }
+    }
+}
