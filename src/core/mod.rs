@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod secret;
+pub mod url;
 
 pub use error::{Error, ErrorCode};
 pub use secret::Secret;
