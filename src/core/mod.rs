@@ -8,6 +8,7 @@
 pub mod error;
 pub mod secret;
 pub mod url;
+pub mod www_auth;
 
 pub use error::{Error, ErrorCode};
 pub use secret::Secret;
