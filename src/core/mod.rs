@@ -6,11 +6,14 @@
 //! a thousand concurrent callers deterministically in milliseconds.
 
 pub mod balances;
+pub mod config;
 pub mod error;
 pub mod json;
 pub mod oauth;
 pub mod redact;
 pub mod secret;
+pub mod url;
+pub mod www_auth;
 
 pub use error::{Error, ErrorCode};
 pub use secret::Secret;
