@@ -6,6 +6,7 @@
 //! a thousand concurrent callers deterministically in milliseconds.
 
 pub mod error;
+pub mod policy;
 pub mod secret;
 
 pub use error::{Error, ErrorCode};
