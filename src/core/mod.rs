@@ -5,6 +5,7 @@
 //! [`HttpResponse`] values. That is what lets the host tests drive expiry edges, clock jumps and
 //! a thousand concurrent callers deterministically in milliseconds.
 
+pub mod cache;
 pub mod error;
 pub mod policy;
 pub mod secret;
