@@ -321,15 +321,16 @@ fn retry_after_is_honoured_even_on_the_first_failure() {
 #[test]
 fn success_resets_the_backoff() {
     let mut c = cache();
+    let mut now = T0;
     for _ in 0..2 {
-        let at = c.status(T0).retry_at.unwrap_or(T0);
-        let flight = fetch(&mut c, at);
-        c.complete(flight.id, T0, Err(failure(ErrorCode::Network)))
+        let flight = fetch(&mut c, now);
+        c.complete(flight.id, now, Err(failure(ErrorCode::Network)))
             .unwrap_err();
+        now = c.status(now).retry_at.unwrap();
     }
-    let retry_at = c.status(T0).retry_at.unwrap();
-    warm(&mut c, retry_at, "tok", 3600);
-    let status = c.status(retry_at + S);
+    assert_eq!(c.status(now).consecutive_failures, 2);
+    warm(&mut c, now, "tok", 3600);
+    let status = c.status(now + S);
     assert_eq!((status.consecutive_failures, status.retry_at), (0, None));
 }
 
@@ -631,7 +632,7 @@ fn debug_output_never_shows_the_token() {
     let printed = [
         format!("{token:?}"),
         format!("{c:?}"),
-        format!("{:?}", c.poll(T0, false)),
+        format!("{:?}", c.poll(T0 + S, false)),
     ];
     for text in printed {
         assert!(!text.contains("super-secret-token"), "{text}");
@@ -644,7 +645,7 @@ fn jitter_is_deterministic_per_seed_and_moves_refresh_earlier() {
     let refresh_point = |seed: u64| {
         let mut c = TokenCache::new(RefreshPolicy::default(), seed);
         warm(&mut c, T0, "tok", 3600);
-        c.next_wakeup(T0).unwrap()
+        c.next_wakeup(T0 + S).unwrap()
     };
     assert_eq!(refresh_point(1), refresh_point(1));
     let points: Vec<Millis> = (0..20).map(refresh_point).collect();
