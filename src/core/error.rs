@@ -177,7 +177,10 @@ mod tests {
         ] {
             assert_eq!(ErrorCode::from_oauth(code).as_str(), code);
         }
-        assert_eq!(ErrorCode::from_oauth("server_error"), ErrorCode::TokenEndpointError);
+        assert_eq!(
+            ErrorCode::from_oauth("server_error"),
+            ErrorCode::TokenEndpointError
+        );
         assert_eq!(ErrorCode::from_oauth("slow_down"), ErrorCode::RateLimited);
     }
 

@@ -6,10 +6,12 @@
 //! a thousand concurrent callers deterministically in milliseconds.
 
 pub mod balances;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod json;
 pub mod oauth;
+pub mod policy;
 pub mod redact;
 pub mod secret;
 pub mod url;
