@@ -22,7 +22,7 @@ if (!rawDir || !outDir) {
   process.exit(2);
 }
 
-const PUBLIC = ["TokenManager", "QBankClient", "version"];
+const PUBLIC = ["TokenManager", "version"];
 
 function findFile(dir, name) {
   for (const entry of readdirSync(dir)) {
@@ -70,9 +70,9 @@ const exportsBlock =
   `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
   `export { QBankError } from "${support}";\n`;
 const decorate =
-  `import { TokenManager, QBankClient } from "./qbank_connect.js";\n` +
+  `import { TokenManager } from "./qbank_connect.js";\n` +
   `import { decorate } from "${support}";\n` +
-  `decorate(TokenManager, QBankClient);\n`;
+  `decorate(TokenManager);\n`;
 
 writeFileSync(
   join(outDir, "index.js"),
@@ -103,6 +103,8 @@ buildSync({
   platform: "neutral",
   target: "es2022",
   logLevel: "warning",
+  // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
+  logOverride: { "duplicate-object-key": "silent" },
   legalComments: "none",
 });
 

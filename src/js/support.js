@@ -1,0 +1,245 @@
+// The hand-written JavaScript half of the edge: what is smaller and clearer in JS than through
+// bindings (the Error subclass, fetch with a timeout and a bounded body, abort signals, timers,
+// runtime detection). Decisions stay in Rust; this file only does I/O and plumbing.
+
+const INSPECT = Symbol.for("nodejs.util.inspect.custom");
+const FIELDS = ["status", "oauthError", "oauthErrorDescription", "retryAfterMs", "mayHaveReachedServer", "requiredScope", "problem"];
+
+/** Every failure from qbank-connect: a real Error with a stable `code`. Never holds a secret. */
+export class QBankError extends Error {
+  constructor(code, message, fields) {
+    super(message);
+    this.name = "QBankError";
+    this.code = code;
+    this.mayHaveReachedServer = false;
+    if (fields) {
+      for (const k of FIELDS) {
+        if (fields[k] !== undefined && fields[k] !== null) this[k] = fields[k];
+      }
+    }
+  }
+  toJSON() {
+    const out = { name: this.name, code: this.code, message: this.message };
+    for (const k of FIELDS) if (this[k] !== undefined) out[k] = this[k];
+    return out;
+  }
+}
+
+export function makeError(code, message, fields) {
+  return new QBankError(code, message, fields);
+}
+
+/** Makes Node's util.inspect show the redacted description of our classes, never their state. */
+export function decorate(...classes) {
+  for (const cls of classes) {
+    if (cls && cls.prototype && !Object.prototype.hasOwnProperty.call(cls.prototype, INSPECT)) {
+      Object.defineProperty(cls.prototype, INSPECT, {
+        value: function () {
+          return typeof this.toString === "function" ? this.toString() : "[qbank-connect]";
+        },
+      });
+    }
+  }
+}
+
+// ---- tokens ----
+
+const TOKEN_PROTO = {
+  toJSON() {
+    return { accessToken: "[redacted]", tokenType: this.tokenType, expiresAt: this.expiresAt, scope: this.scope };
+  },
+  toString() {
+    return "AccessToken { accessToken: [redacted], expiresAt: " + this.expiresAt + " }";
+  },
+};
+Object.defineProperty(TOKEN_PROTO, INSPECT, {
+  value() {
+    return this.toString();
+  },
+});
+
+/**
+ * The token object handed to callers: frozen (it is shared by every caller until the next
+ * refresh), with the token readable as `accessToken` but redacted in JSON, String() and inspect.
+ */
+export function makeToken(accessToken, expiresAt, scope) {
+  const t = Object.create(TOKEN_PROTO);
+  t.accessToken = accessToken;
+  t.tokenType = "Bearer";
+  t.expiresAt = expiresAt;
+  t.scope = Object.freeze(scope);
+  return Object.freeze(t);
+}
+
+// ---- runtime ----
+
+/** True in a web page (not in Workers, Deno, Node or Bun). */
+export function isBrowser() {
+  return typeof window !== "undefined" && typeof document !== "undefined" && typeof Deno === "undefined";
+}
+
+/** True in Cloudflare Workers (workerd): no timers at global scope, promises bound to requests. */
+export function isWorkers() {
+  return typeof navigator !== "undefined" && navigator.userAgent === "Cloudflare-Workers";
+}
+
+export function now() {
+  return Date.now();
+}
+
+export function random() {
+  return Math.random();
+}
+
+// ---- timers ----
+
+/** setTimeout that never keeps a Node, Deno or Bun process alive. Returns a handle. */
+export function setUnrefTimeout(callback, ms) {
+  const handle = setTimeout(callback, Math.max(0, Math.min(ms, 2147483647)));
+  if (handle && typeof handle.unref === "function") handle.unref();
+  else if (typeof Deno !== "undefined" && typeof Deno.unrefTimer === "function") Deno.unrefTimer(handle);
+  return handle;
+}
+
+export function clearTimer(handle) {
+  clearTimeout(handle);
+}
+
+// ---- promises ----
+
+const STALE = { stale: true };
+
+/**
+ * Waits for a shared promise on behalf of one caller. The caller's signal detaches only this
+ * caller (the shared promise goes on). After `watchdogMs` the wait resolves to the STALE marker:
+ * in Workers a request started by another, finished request may never settle.
+ */
+export function waitShared(promise, signal, watchdogMs) {
+  if (signal && signal.aborted) return Promise.reject(abortError());
+  return new Promise((resolve, reject) => {
+    let timer;
+    const onAbort = () => {
+      cleanup();
+      reject(abortError());
+    };
+    const cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (signal) signal.removeEventListener("abort", onAbort);
+    };
+    if (signal) signal.addEventListener("abort", onAbort, { once: true });
+    if (watchdogMs > 0) timer = setTimeout(() => (cleanup(), resolve(STALE)), watchdogMs);
+    promise.then(
+      (v) => (cleanup(), resolve(v)),
+      (e) => (cleanup(), reject(e)),
+    );
+  });
+}
+
+export function isStale(value) {
+  return value === STALE;
+}
+
+export function isAborted(signal) {
+  return !!(signal && signal.aborted);
+}
+
+/** Hands a promise to `waitUntil` (Workers' ctx.waitUntil) settled either way, so it never rejects there. */
+export function keepAlive(waitUntil, promise) {
+  callSafely(waitUntil, promise.then(
+    () => undefined,
+    () => undefined,
+  ));
+}
+
+export function abortError() {
+  return new QBankError("aborted", "the caller's AbortSignal fired; a shared token request, if any, goes on for the others");
+}
+
+/** Marks a promise as handled (a background refresh nobody awaits must not be an unhandled rejection). */
+export function quiet(promise) {
+  promise.catch(() => {});
+  return promise;
+}
+
+/** Calls a user callback (onEvent, waitUntil) without letting it break us. */
+export function callSafely(fn, arg) {
+  try {
+    fn(arg);
+  } catch {
+    // A throwing user callback must not fail a token request.
+  }
+}
+
+// ---- HTTP ----
+
+/**
+ * Sends one request and reads the answer with a bounded body. Never throws: resolves to
+ * { ok: true, status, headers: [[name, value]…], body } or { ok: false, kind, sent } where kind is
+ * "timeout" | "network" | "too_large" | "aborted" and sent says whether it may have reached the server.
+ * Redirects are never followed: the 3xx comes back as it is.
+ */
+export async function send(fetchImpl, method, url, headers, body, timeoutMs, maxBytes, signal) {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  const onAbort = () => controller.abort();
+  if (signal) {
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  }
+  let answered = false;
+  try {
+    const init = { method, headers, redirect: "manual", signal: controller.signal };
+    if (body !== undefined && body !== null) init.body = body;
+    // Called on globalThis when not injected: workerd refuses a detached fetch ("Illegal invocation").
+    const res = await (fetchImpl ? fetchImpl(url, init) : globalThis.fetch(url, init));
+    answered = true;
+    const text = await readBounded(res, maxBytes);
+    if (text === null) return { ok: false, kind: "too_large", sent: true, status: res.status };
+    const hs = [];
+    res.headers.forEach((v, k) => hs.push([k.toLowerCase(), v]));
+    return { ok: true, status: res.status, headers: hs, body: text };
+  } catch (e) {
+    const kind = timedOut ? "timeout" : signal && signal.aborted ? "aborted" : "network";
+    return { ok: false, kind, sent: true, answered };
+  } finally {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+async function readBounded(res, maxBytes) {
+  const declared = Number(res.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    try {
+      await res.body?.cancel();
+    } catch {}
+    return null;
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      try {
+        await reader.cancel();
+      } catch {}
+      return null;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
