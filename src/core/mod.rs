@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod oauth;
+pub mod path;
 pub mod policy;
 pub mod redact;
 pub mod secret;
