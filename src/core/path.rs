@@ -231,7 +231,7 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
         return refuse("the API path is empty; pass a path such as /v1/accounts");
     }
     if let Err(why) = check_raw_chars(path_or_url) {
-        return refuse(&concat(&["the API path is not usable: ", why]));
+        return refuse(&concat(&["the API path or URL is not usable: ", why]));
     }
     if path_or_url.starts_with("//") {
         return refuse(
