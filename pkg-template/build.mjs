@@ -22,7 +22,7 @@ if (!rawDir || !outDir) {
   process.exit(2);
 }
 
-const PUBLIC = ["TokenManager", "version"];
+const PUBLIC = ["TokenManager", "QBankClient", "version"];
 
 function findFile(dir, name) {
   for (const entry of readdirSync(dir)) {
@@ -70,9 +70,9 @@ const exportsBlock =
   `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
   `export { QBankError } from "${support}";\n`;
 const decorate =
-  `import { TokenManager } from "./qbank_connect.js";\n` +
+  `import { TokenManager, QBankClient } from "./qbank_connect.js";\n` +
   `import { decorate } from "${support}";\n` +
-  `decorate(TokenManager);\n`;
+  `decorate(TokenManager, QBankClient);\n`;
 
 writeFileSync(
   join(outDir, "index.js"),

@@ -152,7 +152,7 @@ export interface Balance {
   currency?: string;
   /** As the bank sent it: one document says balances are as of the previous business day, another real-time. */
   asOf?: string;
-  /** Every field the bank sent, amounts as exact strings. */
+  /** Every field the bank sent; every JSON number is given as a string of exactly the digits sent. */
   raw: Record<string, unknown>;
 }
 

@@ -5,14 +5,14 @@
 //! names and `{ "amount": …, "currency": … }` objects are accepted too.
 
 use crate::core::json::{self, Json};
-use crate::core::{concat, Error, ErrorCode, HttpRequest, Secret};
+use crate::core::path::{account_path_segment, resolve_api_url};
+use crate::core::url::ParsedUrl;
+use crate::core::{concat, Error, ErrorCode, HttpRequest};
 
 /// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
 pub const MAX_INTEGER_DIGITS: usize = 30;
 /// Most fraction digits an amount may have.
 pub const MAX_FRACTION_DIGITS: usize = 20;
-/// Longest account id accepted by [`build_balance_request`].
-pub const MAX_ACCOUNT_ID_LEN: usize = 128;
 
 /// One account balance, exactly as the bank sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,41 +48,28 @@ pub fn is_decimal_amount(s: &str) -> bool {
         && frac.map_or(true, |f| digits(f) && f.len() <= MAX_FRACTION_DIGITS)
 }
 
-/// Builds `GET {api_base}/v1/balances/{account_id}` with the Bearer token.
-///
-/// The account id must be 1 to [`MAX_ACCOUNT_ID_LEN`] characters of `A-Z a-z 0-9 - . _ ~`
-/// and not `.` or `..`, so it can never change the path it is placed in.
-pub fn build_balance_request(
-    api_base: &str,
-    account_id: &str,
-    access_token: &Secret,
-) -> Result<HttpRequest, Error> {
-    let safe = !account_id.is_empty()
-        && account_id.len() <= MAX_ACCOUNT_ID_LEN
-        && account_id != "."
-        && account_id != ".."
-        && account_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    if !safe {
-        return Err(Error::new(
-            ErrorCode::InvalidArgument,
-            "the account id must be 1 to 128 characters of letters, digits, '-', '.', '_' or \
-             '~' (as QBank issues them); nothing was sent",
-        ));
-    }
-    Ok(HttpRequest {
+/// The URL of `GET /v1/balances/{accountId}` under the API base: the id is checked and
+/// percent-encoded as exactly one path segment ([`account_path_segment`]), so it can never
+/// change the path; a refused id is an [`ErrorCode::InvalidArgument`] error and nothing is sent.
+pub fn balance_url(api_base: &ParsedUrl, account_id: &str) -> Result<String, Error> {
+    let segment = account_path_segment(account_id)?;
+    resolve_api_url(api_base, &concat(&["/v1/balances/", &segment]))
+}
+
+/// A `GET` of `url` with the Bearer token, asking for JSON.
+pub fn bearer_get(url: &str, access_token: &str) -> HttpRequest {
+    HttpRequest {
         method: "GET",
-        url: concat(&[api_base.trim_end_matches('/'), "/v1/balances/", account_id]),
+        url: String::from(url),
         headers: vec![
             (
                 String::from("Authorization"),
-                concat(&["Bearer ", access_token.expose()]),
+                concat(&["Bearer ", access_token]),
             ),
             (String::from("Accept"), String::from("application/json")),
         ],
         body: None,
-    })
+    }
 }
 
 /// Reads a 200 answer of `GET /v1/balances/{accountId}`.
@@ -279,7 +266,7 @@ fn plain_decimal(text: &str) -> Option<String> {
     is_decimal_amount(&out).then_some(out)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
@@ -491,9 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn balance_request_is_a_bearer_get() {
-        let req = build_balance_request("https://api.qbankconnect.com/", ID, &Secret::new("tok"))
-            .unwrap();
+    fn balance_request_is_a_bearer_get_of_one_encoded_segment() {
+        let base = crate::core::url::parse_url("https://api.qbankconnect.com/").unwrap();
+        let req = bearer_get(&balance_url(&base, ID).unwrap(), "tok");
         assert_eq!(req.method, "GET");
         assert_eq!(
             req.url,
@@ -507,11 +494,16 @@ mod tests {
             ]
         );
         assert_eq!(req.body, None);
+        assert_eq!(
+            balance_url(&base, "ACC:42@b").unwrap(),
+            "https://api.qbankconnect.com/v1/balances/ACC%3A42%40b"
+        );
     }
 
     #[test]
     fn account_ids_that_could_change_the_path_are_refused() {
-        let long = "a".repeat(MAX_ACCOUNT_ID_LEN + 1);
+        let base = crate::core::url::parse_url("https://x").unwrap();
+        let long = "a".repeat(129);
         for bad in [
             "",
             ".",
@@ -521,9 +513,11 @@ mod tests {
             "a#b",
             "a b",
             "a%2Fb",
+            "a\u{0}b",
+            "a\nb",
             long.as_str(),
         ] {
-            let e = build_balance_request("https://x", bad, &Secret::new("t")).unwrap_err();
+            let e = balance_url(&base, bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
             assert!(!e.may_have_reached_server);
         }

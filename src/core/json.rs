@@ -556,7 +556,7 @@ pub fn expires_in_secs(value: &Json) -> Option<u64> {
     number_trunc_u64(text).filter(|&s| s <= MAX_EXPIRES_IN_SECS)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

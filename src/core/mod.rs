@@ -121,7 +121,7 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -307,7 +307,7 @@ fn has_scheme(s: &str) -> bool {
     s[..end].contains(':')
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::core::url::{check_endpoint_url, parse_url};

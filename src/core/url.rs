@@ -487,7 +487,7 @@ fn is_dot_segment(segment: &str) -> bool {
         .any(|d| segment.eq_ignore_ascii_case(d))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::core::ErrorCode;

@@ -263,7 +263,7 @@ fn skip_junk(b: &[u8], mut i: usize) -> usize {
     b.len()
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -13,7 +13,15 @@ pub fn set(obj: &Object, key: &str, value: &JsValue) {
 
 /// A `QBankError` for a core error.
 pub fn to_js(e: &Error) -> JsValue {
+    to_js_with(e, &[])
+}
+
+/// A `QBankError` for a core error, with more fields (`requiredScope`, `problem`).
+pub fn to_js_with(e: &Error, extra: &[(&str, JsValue)]) -> JsValue {
     let fields = Object::new();
+    for (k, v) in extra {
+        set(&fields, k, v);
+    }
     if let Some(s) = e.status {
         set(&fields, "status", &JsValue::from(s));
     }

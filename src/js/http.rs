@@ -8,7 +8,8 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::support::send;
 
-fn field(obj: &JsValue, key: &str) -> JsValue {
+/// `obj[key]`, or undefined.
+pub fn field(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
@@ -48,10 +49,9 @@ pub async fn exchange(
     ))
     .await
     .unwrap_or(JsValue::UNDEFINED);
-    let status = field(&answer, "status").as_f64().map(|s| s as u16);
     if field(&answer, "ok").as_bool() == Some(true) {
         let mut out = HttpResponse {
-            status: status.unwrap_or(0),
+            status: field(&answer, "status").as_f64().map_or(0, |s| s as u16),
             headers: Vec::new(),
             body: field(&answer, "body").as_string().unwrap_or_default(),
         };
@@ -65,8 +65,14 @@ pub async fn exchange(
         }
         return Ok(out);
     }
-    let kind = field(&answer, "kind").as_string().unwrap_or_default();
-    let answered = field(&answer, "answered").as_bool() == Some(true);
+    Err(failure(&answer, what, timeout_ms, max_bytes))
+}
+
+/// The error for a transport failure reported by `support.js` (`{ ok: false, kind, answered }`).
+pub fn failure(answer: &JsValue, what: &str, timeout_ms: u64, max_bytes: u64) -> Error {
+    let status = field(answer, "status").as_f64().map(|s| s as u16);
+    let kind = field(answer, "kind").as_string().unwrap_or_default();
+    let answered = field(answer, "answered").as_bool() == Some(true);
     let mut ms = String::new();
     push_u64(&mut ms, timeout_ms);
     let mut max = String::new();
@@ -111,5 +117,5 @@ pub async fn exchange(
     if let Some(s) = status.filter(|_| kind == "too_large") {
         e = e.with_status(s);
     }
-    Err(e)
+    e
 }

@@ -3,8 +3,10 @@
 //! It turns JS options into core values, runs the core's decisions with the global `fetch`,
 //! `Date.now()` and `setTimeout`, and turns core errors into `QBankError` objects.
 
+mod client;
 mod errors;
 mod http;
+mod json;
 mod options;
 mod support;
 mod token_manager;

@@ -173,16 +173,14 @@ export function callSafely(fn, arg) {
 // ---- HTTP ----
 
 /**
- * Sends one request and reads the answer with a bounded body. Never throws: resolves to
- * { ok: true, status, headers: [[name, value]…], body } or { ok: false, kind, sent } where kind is
- * "timeout" | "network" | "too_large" | "aborted" and sent says whether it may have reached the server.
- * Redirects are never followed: the 3xx comes back as it is.
+ * One request's abort wiring: aborts on the caller's signal or after `timeoutMs`, and remembers
+ * which of the two it was.
  */
-export async function send(fetchImpl, method, url, headers, body, timeoutMs, maxBytes, signal) {
+function deadline(signal, timeoutMs) {
   const controller = new AbortController();
-  let timedOut = false;
+  const d = { signal: controller.signal, timedOut: false };
   const timer = setTimeout(() => {
-    timedOut = true;
+    d.timedOut = true;
     controller.abort();
   }, timeoutMs);
   const onAbort = () => controller.abort();
@@ -190,24 +188,91 @@ export async function send(fetchImpl, method, url, headers, body, timeoutMs, max
     if (signal.aborted) controller.abort();
     else signal.addEventListener("abort", onAbort, { once: true });
   }
+  d.kind = () => (d.timedOut ? "timeout" : signal && signal.aborted ? "aborted" : "network");
+  d.done = () => {
+    clearTimeout(timer);
+    if (signal) signal.removeEventListener("abort", onAbort);
+  };
+  return d;
+}
+
+// Called on globalThis when not injected: workerd refuses a detached fetch ("Illegal invocation").
+function callFetch(fetchImpl, url, init) {
+  return fetchImpl ? fetchImpl(url, init) : globalThis.fetch(url, init);
+}
+
+/**
+ * Sends one request and reads the answer with a bounded body. Never throws: resolves to
+ * { ok: true, status, headers: [[name, value]…], body } or { ok: false, kind, answered } where kind
+ * is "timeout" | "network" | "too_large" | "aborted".
+ * Redirects are never followed: the 3xx comes back as it is.
+ */
+export async function send(fetchImpl, method, url, headers, body, timeoutMs, maxBytes, signal) {
+  const d = deadline(signal, timeoutMs);
   let answered = false;
   try {
-    const init = { method, headers, redirect: "manual", signal: controller.signal };
+    const init = { method, headers, redirect: "manual", signal: d.signal };
     if (body !== undefined && body !== null) init.body = body;
-    // Called on globalThis when not injected: workerd refuses a detached fetch ("Illegal invocation").
-    const res = await (fetchImpl ? fetchImpl(url, init) : globalThis.fetch(url, init));
+    const res = await callFetch(fetchImpl, url, init);
     answered = true;
     const text = await readBounded(res, maxBytes);
-    if (text === null) return { ok: false, kind: "too_large", sent: true, status: res.status };
+    if (text === null) return { ok: false, kind: "too_large", status: res.status };
     const hs = [];
     res.headers.forEach((v, k) => hs.push([k.toLowerCase(), v]));
     return { ok: true, status: res.status, headers: hs, body: text };
-  } catch (e) {
-    const kind = timedOut ? "timeout" : signal && signal.aborted ? "aborted" : "network";
-    return { ok: false, kind, sent: true, answered };
+  } catch {
+    return { ok: false, kind: d.kind(), answered };
   } finally {
-    clearTimeout(timer);
-    if (signal) signal.removeEventListener("abort", onAbort);
+    d.done();
+  }
+}
+
+/** Resolves after `ms`, or rejects with an `aborted` QBankError when the signal fires first. */
+export function sleep(ms, signal) {
+  if (signal && signal.aborted) return Promise.reject(abortError());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError());
+    };
+    const timer = setTimeout(() => {
+      if (signal) signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    if (signal) signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Whether a fetch init's body can be sent a second time (a stream cannot). */
+export function replayable(init) {
+  const b = init && init.body;
+  return b === undefined || b === null || typeof b === "string" || b instanceof URLSearchParams ||
+    b instanceof ArrayBuffer || ArrayBuffer.isView(b) || (typeof Blob !== "undefined" && b instanceof Blob) ||
+    (typeof FormData !== "undefined" && b instanceof FormData);
+}
+
+/** The method of a fetch init, upper-cased ("GET" when absent or not a string). */
+export function methodOf(init) {
+  const m = init && init.method;
+  return typeof m === "string" ? m.toUpperCase() : "GET";
+}
+
+/**
+ * The authorized fetch: the caller's init with our Authorization header (any of theirs is
+ * replaced), no redirect followed, a timeout until the headers arrive. Never throws: resolves to
+ * { ok: true, response } or { ok: false, kind, answered }.
+ */
+export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
+  const headers = new Headers(init && init.headers);
+  headers.set("authorization", "Bearer " + token);
+  const d = deadline(init && init.signal, timeoutMs);
+  try {
+    const all = Object.assign({}, init, { headers, redirect: "manual", signal: d.signal });
+    return { ok: true, response: await callFetch(fetchImpl, url, all) };
+  } catch {
+    return { ok: false, kind: d.kind(), answered: false };
+  } finally {
+    d.done();
   }
 }
 

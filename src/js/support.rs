@@ -62,6 +62,26 @@ extern "C" {
     #[wasm_bindgen(js_name = callSafely)]
     pub fn call_safely(f: &Function, arg: &JsValue);
 
+    /// Resolves after `ms`; rejects with `aborted` when the signal fires.
+    pub fn sleep(ms: f64, signal: &JsValue) -> Promise;
+
+    /// Whether a fetch init's body can be sent again.
+    pub fn replayable(init: &JsValue) -> bool;
+
+    /// The upper-cased method of a fetch init.
+    #[wasm_bindgen(js_name = methodOf)]
+    pub fn method_of(init: &JsValue) -> String;
+
+    /// The authorized fetch; never rejects.
+    #[wasm_bindgen(js_name = fetchWithToken)]
+    pub fn fetch_with_token(
+        fetch: &JsValue,
+        url: &str,
+        init: &JsValue,
+        token: &str,
+        timeout_ms: f64,
+    ) -> Promise;
+
     /// Sends one HTTP request; never rejects.
     #[allow(clippy::too_many_arguments)]
     pub fn send(

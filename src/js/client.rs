@@ -1,0 +1,379 @@
+//! `QBankClient`: the QBank Connect API on top of a `TokenManager`.
+//!
+//! Every request carries the Bearer token, so every URL is decided by the core's `path` rules
+//! before anything is sent, and only ever on the configured API origin.
+
+use std::rc::Rc;
+
+use crate::core::balances::{balance_url, bearer_get, parse_balance};
+use crate::core::json;
+use crate::core::oauth::parse_retry_after;
+use crate::core::path::resolve_api_url;
+use crate::core::redact::scrub;
+use crate::core::url::{check_endpoint_url, ParsedUrl};
+use crate::core::www_auth::bearer_error;
+use crate::core::{push_u64, Error, ErrorCode, HttpResponse};
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use super::errors::{set, to_js, to_js_with};
+use super::http::{exchange, failure, field};
+use super::json::to_js as json_to_js;
+use super::options::Options;
+use super::support;
+use super::token_manager::{now_ms, Config, Inner, TokenManager, TOKEN_OPTIONS};
+
+/// The production endpoints from the QBank Connect documents.
+const PRODUCTION_TOKEN_URL: &str = "https://auth.qbankconnect.com/token";
+const PRODUCTION_API_BASE: &str = "https://api.qbankconnect.com";
+/// The largest API answer `getBalance` reads.
+const MAX_API_BODY: u64 = 1024 * 1024;
+/// 429 and 503 answers to a GET are retried at most this many times.
+const MAX_RETRIES: u32 = 2;
+/// A Retry-After longer than this is not waited for: the error carries it instead.
+const MAX_RETRY_WAIT_MS: u64 = 10_000;
+/// The first retry delay when the server gave no Retry-After.
+const RETRY_BASE_MS: u64 = 250;
+
+struct Client {
+    tokens: Rc<Inner>,
+    api_base: ParsedUrl,
+}
+
+/// The error for an API answer that is not a success, with the bank's problem body.
+fn api_error(resp: &HttpResponse, scrub_text: &dyn Fn(&str) -> String) -> JsValue {
+    let status = resp.status;
+    let challenge = resp.header("www-authenticate").and_then(bearer_error);
+    let bearer_code = challenge.as_ref().and_then(|c| c.error.as_deref());
+    let mut code_text = String::new();
+    push_u64(&mut code_text, u64::from(status));
+    let (code, what) = match status {
+        401 => (
+            ErrorCode::Unauthorized,
+            "the QBank API refused a freshly issued token (HTTP 401); check that this client may \
+             use the API and that the token URL and API belong to the same environment",
+        ),
+        403 if bearer_code == Some("insufficient_scope") => (
+            ErrorCode::InsufficientScope,
+            "the token lacks a scope this request needs (HTTP 403 insufficient_scope); add it to \
+             the `scope` option and make sure the client is allowed it",
+        ),
+        403 => (
+            ErrorCode::Forbidden,
+            "the QBank API refused this request (HTTP 403): the client may not access this \
+             resource",
+        ),
+        404 => (
+            ErrorCode::NotFound,
+            "the QBank API found no such resource (HTTP 404): check the account id",
+        ),
+        429 => (
+            ErrorCode::RateLimited,
+            "the QBank API is rate limiting this client (HTTP 429); wait retryAfterMs before \
+             trying again",
+        ),
+        500..=599 => (
+            ErrorCode::ServerError,
+            "the QBank API failed (HTTP 5xx); retry later",
+        ),
+        300..=399 => (
+            ErrorCode::ApiError,
+            "the QBank API answered with a redirect, which is not followed with a token; \
+             check apiBaseUrl",
+        ),
+        _ => (ErrorCode::ApiError, "the QBank API refused the request"),
+    };
+    let body = scrub_text(&resp.body);
+    let problem = json::parse(&body).ok();
+    let mut message = String::from(what);
+    if code == ErrorCode::ApiError || code == ErrorCode::ServerError {
+        message.push_str(" [HTTP ");
+        message.push_str(&code_text);
+        message.push(']');
+    }
+    // RFC 7807 title and detail, or an RFC 6750 description, say what the bank meant.
+    let detail = problem
+        .as_ref()
+        .and_then(|p| {
+            p.get("detail")
+                .or_else(|| p.get("title"))
+                .or_else(|| p.get("message"))
+        })
+        .and_then(json::Json::as_str)
+        .map(String::from)
+        .or_else(|| challenge.as_ref().and_then(|c| c.error_description.clone()));
+    if let Some(d) = detail {
+        message.push_str(": ");
+        message.push_str(&scrub_text(&d));
+    }
+    let retry = resp
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, now_ms()));
+    let e = Error::new(code, message)
+        .with_status(status)
+        .with_retry_after(retry)
+        .reached(true);
+    let mut extra: Vec<(&str, JsValue)> = Vec::new();
+    if let Some(p) = &problem {
+        extra.push(("problem", json_to_js(p, false)));
+    }
+    if let Some(scope) = challenge.and_then(|c| c.scope) {
+        extra.push(("requiredScope", JsValue::from_str(&scope.join(" "))));
+    }
+    to_js_with(&e, &extra)
+}
+
+fn access_token(token: &JsValue) -> String {
+    field(token, "accessToken").as_string().unwrap_or_default()
+}
+
+fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+}
+
+impl Client {
+    fn scrubber(&self, token: &str) -> impl Fn(&str) -> String + '_ {
+        let token = String::from(token);
+        move |text: &str| scrub(&self.tokens.cfg.scrub(text), &[token.as_str()])
+    }
+
+    async fn token(
+        &self,
+        signal: &JsValue,
+        wait_until: &Option<Function>,
+    ) -> Result<String, JsValue> {
+        let t = JsFuture::from(
+            self.tokens
+                .get_token(false, signal.clone(), wait_until.clone()),
+        )
+        .await?;
+        Ok(access_token(&t))
+    }
+
+    /// A GET with the Bearer token: one refresh and retry after a 401, bounded retries honouring
+    /// Retry-After after a 429 or 503. Resolves to a 2xx answer.
+    async fn get(
+        &self,
+        url: String,
+        signal: JsValue,
+        wait_until: Option<Function>,
+    ) -> Result<HttpResponse, JsValue> {
+        let cfg: &Config = &self.tokens.cfg;
+        let mut refreshed = false;
+        let mut retries = 0u32;
+        loop {
+            let token = self.token(&signal, &wait_until).await?;
+            let req = bearer_get(&url, &token);
+            let resp = exchange(
+                &cfg.fetch,
+                &req,
+                "the QBank API",
+                cfg.timeout_ms,
+                MAX_API_BODY,
+                &signal,
+            )
+            .await
+            .map_err(|e| to_js(&e))?;
+            match resp.status {
+                200..=299 => return Ok(resp),
+                401 if !refreshed => {
+                    refreshed = true;
+                    self.tokens.invalidate(Some(token));
+                }
+                429 | 503 if retries < MAX_RETRIES => {
+                    let wait = resp
+                        .header("retry-after")
+                        .and_then(|v| parse_retry_after(v, now_ms()))
+                        .unwrap_or(RETRY_BASE_MS << retries);
+                    if wait > MAX_RETRY_WAIT_MS {
+                        return Err(api_error(&resp, &self.scrubber(&token)));
+                    }
+                    retries += 1;
+                    JsFuture::from(support::sleep(wait as f64, &signal)).await?;
+                }
+                _ => return Err(api_error(&resp, &self.scrubber(&token))),
+            }
+        }
+    }
+
+    async fn balance(
+        self: Rc<Self>,
+        account_id: String,
+        signal: JsValue,
+        wait_until: Option<Function>,
+    ) -> Result<JsValue, JsValue> {
+        let url = balance_url(&self.api_base, &account_id).map_err(|e| to_js(&e))?;
+        let resp = self.get(url, signal, wait_until).await?;
+        let b = parse_balance(&account_id, &resp.body).map_err(|e| to_js(&e))?;
+        let o = Object::new();
+        set(&o, "accountId", &JsValue::from_str(&b.account_id));
+        set(
+            &o,
+            "availableBalance",
+            &JsValue::from_str(&b.available_balance),
+        );
+        set(&o, "ledgerBalance", &JsValue::from_str(&b.ledger_balance));
+        if let Some(c) = &b.currency {
+            set(&o, "currency", &JsValue::from_str(c));
+        }
+        if let Some(a) = &b.as_of {
+            set(&o, "asOf", &JsValue::from_str(a));
+        }
+        set(&o, "raw", &json_to_js(&b.raw, true));
+        Ok(o.into())
+    }
+
+    async fn fetch(self: Rc<Self>, path: String, init: JsValue) -> Result<JsValue, JsValue> {
+        let url = resolve_api_url(&self.api_base, &path).map_err(|e| to_js(&e))?;
+        let signal = field(&init, "signal");
+        let wait_until = field(&init, "waitUntil").dyn_into::<Function>().ok();
+        let retry_401 = is_idempotent(&support::method_of(&init)) && support::replayable(&init);
+        let cfg: &Config = &self.tokens.cfg;
+        let mut refreshed = false;
+        loop {
+            let token = self.token(&signal, &wait_until).await?;
+            let answer = JsFuture::from(support::fetch_with_token(
+                &cfg.fetch,
+                &url,
+                &init,
+                &token,
+                cfg.timeout_ms as f64,
+            ))
+            .await?;
+            if field(&answer, "ok").as_bool() != Some(true) {
+                return Err(to_js(&failure(&answer, "the QBank API", cfg.timeout_ms, 0)));
+            }
+            let response = field(&answer, "response");
+            let status = field(&response, "status").as_f64().unwrap_or(0.0);
+            if status == 401.0 && retry_401 && !refreshed {
+                refreshed = true;
+                self.tokens.invalidate(Some(token));
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+fn environment(o: &Options) -> Result<(Option<String>, String), Error> {
+    let env = o.get("environment");
+    if env.is_undefined() || env.as_string().as_deref() == Some("production") {
+        return Ok((
+            Some(PRODUCTION_TOKEN_URL.into()),
+            PRODUCTION_API_BASE.into(),
+        ));
+    }
+    if env.is_string() {
+        return Err(Error::config(
+            "option `environment` must be \"production\" or { tokenUrl, apiBaseUrl } (for a \
+             sandbox: sandbox and production credentials differ)",
+        ));
+    }
+    let e = Options::new(&env, "environment", &["tokenUrl", "apiBaseUrl"], false)?;
+    Ok((
+        Some(e.required_string("tokenUrl")?),
+        e.required_string("apiBaseUrl")?,
+    ))
+}
+
+/// The QBank Connect API client: balances, and an authorized `fetch` for other endpoints.
+#[wasm_bindgen]
+pub struct QBankClient {
+    client: Rc<Client>,
+}
+
+#[wasm_bindgen]
+impl QBankClient {
+    /// `new QBankClient(options)`: every TokenManager option, plus `environment`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<QBankClient, JsValue> {
+        let build = || -> Result<QBankClient, Error> {
+            let mut known: Vec<&str> = TOKEN_OPTIONS.to_vec();
+            known.push("environment");
+            let o = Options::new(&options, "QBankClient", &known, false)?;
+            let (token_url, api_base) = environment(&o)?;
+            let cfg = Config::from_options(&o, token_url, &["balances.read"])?;
+            let api_base =
+                check_endpoint_url("apiBaseUrl", &api_base, cfg.allow_insecure_http, false)?;
+            Ok(QBankClient {
+                client: Rc::new(Client {
+                    tokens: Inner::new(cfg),
+                    api_base,
+                }),
+            })
+        };
+        build().map_err(|e| to_js(&e))
+    }
+
+    /// Resolves to `{ accountId, availableBalance, ledgerBalance, currency?, asOf?, raw }`, the
+    /// amounts as exact decimal strings.
+    #[wasm_bindgen(js_name = getBalance)]
+    pub fn get_balance(&self, account_id: JsValue, options: JsValue) -> Promise {
+        let Some(id) = account_id.as_string() else {
+            let e = Error::new(
+                ErrorCode::InvalidArgument,
+                "the account id must be a string; nothing was sent",
+            );
+            return Promise::reject(&to_js(&e));
+        };
+        let read = || -> Result<(JsValue, Option<Function>), Error> {
+            let o = Options::new(&options, "getBalance", &["signal", "waitUntil"], true)?;
+            Ok((o.get("signal"), o.function("waitUntil")?))
+        };
+        match read() {
+            Ok((signal, wait_until)) => {
+                future_to_promise(Rc::clone(&self.client).balance(id, signal, wait_until))
+            }
+            Err(e) => Promise::reject(&to_js(&e)),
+        }
+    }
+
+    /// `fetch(path, init)` on the API origin with the Bearer token; resolves to the `Response`.
+    pub fn fetch(&self, path: JsValue, init: JsValue) -> Promise {
+        let Some(path) = path.as_string() else {
+            let e = Error::new(
+                ErrorCode::InvalidArgument,
+                "fetch takes a path (or a URL on the API origin) as a string",
+            );
+            return Promise::reject(&to_js(&e));
+        };
+        if !init.is_undefined() && !init.is_null() && !init.is_object() {
+            let e = Error::new(
+                ErrorCode::InvalidArgument,
+                "fetch's second argument must be a RequestInit object",
+            );
+            return Promise::reject(&to_js(&e));
+        }
+        future_to_promise(Rc::clone(&self.client).fetch(path, init))
+    }
+
+    /// Its TokenManager (shares the token and its state).
+    #[wasm_bindgen(getter)]
+    pub fn tokens(&self) -> TokenManager {
+        TokenManager::from_inner(Rc::clone(&self.client.tokens))
+    }
+
+    /// Closes its TokenManager.
+    pub fn close(&self) {
+        self.client.tokens.close()
+    }
+
+    /// A redacted description.
+    #[wasm_bindgen(js_name = toString)]
+    pub fn to_js_string(&self) -> String {
+        self.client.tokens.cfg.describe("QBankClient")
+    }
+
+    /// A redacted JSON form.
+    #[wasm_bindgen(js_name = toJSON)]
+    pub fn to_json(&self) -> Object {
+        let o = self.client.tokens.cfg.to_json();
+        set(
+            &o,
+            "apiBaseUrl",
+            &JsValue::from_str(&self.client.api_base.href()),
+        );
+        o
+    }
+}
