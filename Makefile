@@ -94,7 +94,7 @@ test-wasm:
 
 test-js:
 	$(call step,JavaScript tests (Node test runner, plus Deno, Bun and workerd through the built package))
-	node --test --test-concurrency=1 tests/js/
+	node --test --test-concurrency=1 tests/js/ tests/servers/
 
 clean:
 	rm -rf target/pkg-raw pkg

@@ -113,7 +113,8 @@ pub fn failure(answer: &JsValue, what: &str, timeout_ms: u64, max_bytes: u64) ->
             ]),
         ),
     };
-    let mut e = Error::new(code, message).reached(true);
+    let sent = field(answer, "sent").as_bool() != Some(false);
+    let mut e = Error::new(code, message).reached(sent);
     if let Some(s) = status.filter(|_| kind == "too_large") {
         e = e.with_status(s);
     }

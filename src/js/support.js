@@ -196,6 +196,16 @@ function deadline(signal, timeoutMs) {
   return d;
 }
 
+const NOT_SENT = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ConnectionRefused"];
+
+/** Whether a fetch failure certainly happened before the request reached the server. */
+function notSent(e) {
+  const cause = e && e.cause;
+  if (cause && NOT_SENT.includes(cause.code)) return true;
+  const text = String((e && e.message) || "") + " " + String((cause && cause.message) || "");
+  return /connection refused|dns error|failed to lookup|getaddrinfo/i.test(text);
+}
+
 // Called on globalThis when not injected: workerd refuses a detached fetch ("Illegal invocation").
 function callFetch(fetchImpl, url, init) {
   return fetchImpl ? fetchImpl(url, init) : globalThis.fetch(url, init);
@@ -203,8 +213,8 @@ function callFetch(fetchImpl, url, init) {
 
 /**
  * Sends one request and reads the answer with a bounded body. Never throws: resolves to
- * { ok: true, status, headers: [[name, value]…], body } or { ok: false, kind, answered } where kind
- * is "timeout" | "network" | "too_large" | "aborted".
+ * { ok: true, status, headers: [[name, value]…], body } or { ok: false, kind, answered, sent } where
+ * `sent` is false only when the request certainly never reached the server, and kind is "timeout" | "network" | "too_large" | "aborted".
  * Redirects are never followed: the 3xx comes back as it is.
  */
 export async function send(fetchImpl, method, url, headers, body, timeoutMs, maxBytes, signal) {
@@ -220,8 +230,8 @@ export async function send(fetchImpl, method, url, headers, body, timeoutMs, max
     const hs = [];
     res.headers.forEach((v, k) => hs.push([k.toLowerCase(), v]));
     return { ok: true, status: res.status, headers: hs, body: text };
-  } catch {
-    return { ok: false, kind: d.kind(), answered };
+  } catch (e) {
+    return { ok: false, kind: d.kind(), answered, sent: answered || !notSent(e) };
   } finally {
     d.done();
   }
@@ -260,7 +270,7 @@ export function methodOf(init) {
 /**
  * The authorized fetch: the caller's init with our Authorization header (any of theirs is
  * replaced), no redirect followed, a timeout until the headers arrive. Never throws: resolves to
- * { ok: true, response } or { ok: false, kind, answered }.
+ * { ok: true, response } or { ok: false, kind, answered, sent }.
  */
 export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
   const headers = new Headers(init && init.headers);
@@ -269,8 +279,8 @@ export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
   try {
     const all = Object.assign({}, init, { headers, redirect: "manual", signal: d.signal });
     return { ok: true, response: await callFetch(fetchImpl, url, all) };
-  } catch {
-    return { ok: false, kind: d.kind(), answered: false };
+  } catch (e) {
+    return { ok: false, kind: d.kind(), answered: false, sent: !notSent(e) };
   } finally {
     d.done();
   }
