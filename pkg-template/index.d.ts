@@ -16,6 +16,10 @@ export interface TokenEvent {
   code?: string;
   /** Token requests made so far by this manager. */
   tokenRequests: number;
+  /** For token_requested and token_refresh_failed: whether no caller was waiting (a refresh ahead). */
+  background?: boolean;
+  /** For token_refresh_failed: how long the server asked us to wait. */
+  retryAfterMs?: number;
 }
 
 /** Options of a TokenManager. Unknown option names are refused (typos never pass silently). */
@@ -72,9 +76,16 @@ export interface GetTokenOptions {
 }
 
 export interface TokenStatus {
-  state: "empty" | "valid" | "refreshing" | "expired";
+  /** "closed" after close(). */
+  state: "empty" | "valid" | "refreshing" | "expired" | "closed";
+  /** When the cached token expires (epoch ms). */
   expiresAt?: number;
+  /** Token requests made so far. */
   tokenRequests: number;
+  /** Failed token requests since the last success. */
+  consecutiveFailures: number;
+  /** While backing off after failures: when the next token request is allowed (epoch ms). */
+  retryAt?: number;
 }
 
 /** Holds one client's OAuth 2.0 client-credentials token, refreshing it before expiry. */
