@@ -4,9 +4,14 @@
 //! are money, and `12345678901234567.89` must come back with every digit. The integer helpers
 //! below read that text exactly.
 
+use crate::prelude::*;
 /// Maximum nesting of arrays and objects. Deeper input is refused so hostile bodies cannot
 /// exhaust the stack (the parser recurses once per level).
 pub const MAX_DEPTH: usize = 64;
+/// Most members one object may have. Token, balance and problem answers have a handful; the cap
+/// keeps the duplicate-name check (pairwise, see `has_duplicate_key`) cheap on hostile input:
+/// at most 130,000 short comparisons per object.
+pub const MAX_MEMBERS: usize = 512;
 
 /// The largest `expires_in` we believe: ten years, in seconds. Anything above is treated as
 /// invalid (as if absent), because no token server means it and trusting it would cache a token
@@ -31,7 +36,8 @@ pub enum Json {
 }
 
 impl Json {
-    /// The value of the first member named `key`, if this is an object that has one.
+    /// The value of the member named `key`, if this is an object that has one (the parser refuses
+    /// objects with a name twice).
     pub fn get(&self, key: &str) -> Option<&Json> {
         match self {
             Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -242,12 +248,20 @@ impl Parser<'_> {
             self.pos += 1;
             self.skip_ws();
             let value = self.value(depth)?;
+            if members.len() == MAX_MEMBERS {
+                return Err(self.err("an object has more than 512 members"));
+            }
             members.push((key, value));
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    if has_duplicate_key(&members) {
+                        // RFC 8259 §4 leaves duplicates to the parser: JSON.parse keeps the last,
+                        // a lookup the first. For money and tokens that ambiguity is refused.
+                        return Err(self.err("an object has the same member name twice"));
+                    }
                     return Ok(Json::Object(members));
                 }
                 None => return Err(self.err("unexpected end of input")),
@@ -411,6 +425,15 @@ fn number_prefix_len(b: &[u8]) -> usize {
         i = j + n;
     }
     i
+}
+
+/// Whether two members share a name. Pairwise, on at most [`MAX_MEMBERS`] members: a sort or a
+/// hash set would add more code to the wasm than this saves time.
+fn has_duplicate_key(members: &[(String, Json)]) -> bool {
+    members
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| members[..i].iter().any(|(j, _)| j == k))
 }
 
 /// Whether `text` is exactly one JSON number (no whitespace, no sign other than a leading '-').
@@ -706,9 +729,9 @@ mod tests {
     }
 
     #[test]
-    fn get_returns_the_first_duplicate() {
-        let v = parse(r#"{"k":"first","k":"second"}"#).unwrap();
-        assert_eq!(v.get("k").and_then(Json::as_str), Some("first"));
+    fn get_finds_a_member_by_name() {
+        let v = parse(r#"{"j":"first","k":"second"}"#).unwrap();
+        assert_eq!(v.get("k").and_then(Json::as_str), Some("second"));
         assert_eq!(v.get("missing"), None);
         assert_eq!(n("1").get("k"), None);
     }
@@ -802,5 +825,22 @@ mod tests {
         ] {
             assert_eq!(expires_in_secs(&v), None, "{v:?}");
         }
+    }
+
+    #[test]
+    fn duplicate_member_names_are_refused_small_and_large() {
+        assert!(parse(r#"{"a":"1.00","a":"999.00"}"#).is_err());
+        assert!(parse(r#"{"x":{"b":1,"b":2}}"#).is_err());
+        let mut big = String::from("{");
+        for i in 0..MAX_MEMBERS - 1 {
+            big.push_str(&format!("\"k{i}\":{i},"));
+        }
+        assert!(parse(&(big.clone() + "\"k7\":0}")).is_err());
+        assert!(parse(&(big.clone() + "\"z\":0}")).is_ok());
+        assert!(
+            parse(&(big + "\"z\":0,\"y\":1}")).is_err(),
+            "over MAX_MEMBERS"
+        );
+        assert!(parse(r#"[{"a":1},{"a":2}]"#).is_ok());
     }
 }
