@@ -1,3 +1,4 @@
+comma := ,
 # qbank-connect: `make demo` and `make test` do all the set-up themselves (idempotently,
 # printing each step), so they work on a fresh clone. See README.md.
 SHELL := /bin/bash
@@ -6,7 +7,7 @@ SHELL := /bin/bash
 
 WASM_TARGET := wasm32-unknown-unknown
 # The one wasm-bindgen version: the crate pin in Cargo.toml ("=X.Y.Z") and the CLI must match.
-WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
+WASM_BINDGEN_VERSION := $(shell sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml)
 BIN := node_modules/.bin
 RAW := target/pkg-raw
 WASM_OUT := target/$(WASM_TARGET)/release/qbank_connect.wasm
@@ -48,8 +49,8 @@ node_modules/.qbank-installed: package.json package-lock.json
 ## ---- build ----
 
 package: setup
-	$(call step,cargo build --release --target $(WASM_TARGET))
-	cargo build --release --target $(WASM_TARGET)
+	$(call step,cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap (no_std))
+	cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap
 	$(call step,wasm-bindgen --target web)
 	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --out-dir $(RAW) $(WASM_OUT)
 	$(call step,wasm-opt -Oz)
@@ -81,6 +82,8 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	$(call step,cargo clippy ($(WASM_TARGET)) -D warnings)
 	cargo clippy --all-targets --target $(WASM_TARGET) -- -D warnings
+	$(call step,cargo clippy ($(WASM_TARGET)$(comma) no_std package build) -D warnings)
+	cargo clippy --lib --target $(WASM_TARGET) --features wasm-panic-trap -- -D warnings
 	$(call step,cargo doc -D warnings)
 	RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
 

@@ -6,8 +6,32 @@
 //! - `js` (wasm32 only): the thin edge where `wasm_bindgen`, `fetch`, timers and the clock live.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(all(target_arch = "wasm32", feature = "wasm-panic-trap"), no_std)]
+
+extern crate alloc;
 
 pub mod core;
+
+/// What std's prelude gives, for the `no_std` package build.
+mod prelude {
+    #![allow(unused_imports)] // which names a module needs depends on the build
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
+/// The package build: dlmalloc, and a panic handler that traps (a panic is a bug; there is no
+/// message to print, and std's machinery to format one costs more than the rest of the crate).
+#[cfg(all(target_arch = "wasm32", feature = "wasm-panic-trap"))]
+mod bare {
+    #[global_allocator]
+    static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+    #[panic_handler]
+    fn panic(_: &::core::panic::PanicInfo<'_>) -> ! {
+        ::core::arch::wasm32::unreachable()
+    }
+}
 
 #[cfg(target_arch = "wasm32")]
 mod js;

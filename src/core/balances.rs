@@ -8,6 +8,7 @@ use crate::core::json::{self, Json};
 use crate::core::path::{account_path_segment, resolve_api_url};
 use crate::core::url::ParsedUrl;
 use crate::core::{concat, Error, ErrorCode, HttpRequest};
+use crate::prelude::*;
 
 /// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
 pub const MAX_INTEGER_DIGITS: usize = 30;

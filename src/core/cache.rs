@@ -47,6 +47,7 @@
 
 use super::policy::{RefreshPolicy, SplitMix64};
 use super::{Error, ErrorCode, Millis, Secret, TokenResponse};
+use crate::prelude::*;
 
 /// Names one token request, so its answer can be matched to the callers waiting for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

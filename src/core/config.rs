@@ -4,6 +4,7 @@
 //! [`ErrorCode::Config`]: super::ErrorCode::Config
 
 use super::{concat, push_u64, Error};
+use crate::prelude::*;
 
 /// The longest duration option accepted, in seconds: one year.
 pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;

@@ -5,6 +5,7 @@
 //! Messages are written by us and never contain a secret or a token; text that comes from a
 //! server is scrubbed of known secrets by the edge before it is surfaced.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// The stable error codes. `as_str()` is the contract seen from JavaScript as `error.code`.

@@ -5,6 +5,7 @@
 //! [`HttpResponse`] values. That is what lets the host tests drive expiry edges, clock jumps and
 //! a thousand concurrent callers deterministically in milliseconds.
 
+use crate::prelude::*;
 pub mod balances;
 pub mod cache;
 pub mod config;

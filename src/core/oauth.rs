@@ -7,6 +7,7 @@
 use crate::core::json::{self, Json};
 use crate::core::{concat, push_u64, AuthMethod, Error, ErrorCode, HttpRequest, HttpResponse};
 use crate::core::{Millis, Secret, TokenResponse};
+use crate::prelude::*;
 
 /// The longest wait we honour from a `Retry-After` header: one hour. A server asking for more
 /// is more likely misconfigured than serious, and callers can still back off further.

@@ -20,6 +20,7 @@
 
 use super::url::{check_raw_chars, origin, parse, split_path_query_fragment, ParsedUrl};
 use super::{concat, push_u64, Error, ErrorCode};
+use crate::prelude::*;
 
 /// Longest account id accepted by [`check_account_id`], in bytes of UTF-8.
 pub const MAX_ACCOUNT_ID_BYTES: usize = 128;

@@ -5,6 +5,7 @@
 //! `[redacted]` in each form it could have been echoed in.
 
 use crate::core::oauth::{base64_encode, form_urlencode, percent_encode};
+use crate::prelude::*;
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";

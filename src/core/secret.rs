@@ -1,5 +1,6 @@
 //! A string that must never be printed: client secrets, passwords, access tokens.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// A secret value. `Debug` and `Display` print `[redacted]`; read it with [`Secret::expose`]

@@ -10,6 +10,7 @@
 //! query.
 
 use super::{concat, Error};
+use crate::prelude::*;
 
 /// An absolute URL split into its parts.
 ///

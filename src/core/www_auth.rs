@@ -4,6 +4,7 @@
 //! The header comes from a server, so the parser never fails and never panics: what it cannot
 //! read, up to the next comma, is skipped, and the rest is still read.
 
+use crate::prelude::*;
 /// One challenge: a scheme and either auth-params or a token68.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Challenge {

@@ -3,7 +3,8 @@
 //! Every request carries the Bearer token, so every URL is decided by the core's `path` rules
 //! before anything is sent, and only ever on the configured API origin.
 
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
 
 use crate::core::balances::{balance_url, bearer_get, parse_balance};
 use crate::core::json;

@@ -2,6 +2,7 @@
 //! [`HttpResponse`], or a transport failure into a core [`Error`].
 
 use crate::core::{concat, push_u64, Error, ErrorCode, HttpRequest, HttpResponse};
+use crate::prelude::*;
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

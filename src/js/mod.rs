@@ -3,6 +3,7 @@
 //! It turns JS options into core values, runs the core's decisions with the global `fetch`,
 //! `Date.now()` and `setTimeout`, and turns core errors into `QBankError` objects.
 
+use crate::prelude::*;
 mod client;
 mod errors;
 mod http;

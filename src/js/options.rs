@@ -2,6 +2,7 @@
 
 use crate::core::config::check_option_names;
 use crate::core::{concat, Error};
+use crate::prelude::*;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -1,5 +1,6 @@
 //! Bindings to `support.js`, the small hand-written JavaScript half of the edge.
 
+use crate::prelude::*;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 

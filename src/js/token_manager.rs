@@ -6,8 +6,9 @@
 //! caller waits on it with its own abort signal and a watchdog (a Worker cancels a promise
 //! started by a request that has ended, so a shared flight may never settle).
 
-use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::rc::{Rc, Weak};
+use core::cell::{Cell, RefCell};
 
 use crate::core::cache::{CacheState, CachedToken, FlightId, Poll, TokenCache};
 use crate::core::config::{
