@@ -22,7 +22,9 @@ if (!rawDir || !outDir) {
   process.exit(2);
 }
 
-const PUBLIC = ["TokenManager", "QBankClient", "version"];
+const PUBLIC = ["TokenManager", "QBankClient", "QPayCredentials", "qpayTokenUrl", "version"];
+// Classes whose Node inspect output must be their redacted toString().
+const CLASSES = ["TokenManager", "QBankClient", "QPayCredentials"];
 
 function findFile(dir, name) {
   for (const entry of readdirSync(dir)) {
@@ -68,11 +70,11 @@ writeFileSync(
 
 const exportsBlock =
   `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
-  `export { QBankError } from "${support}";\n`;
+  `export { QBankError, OneTimeSecret } from "${support}";\n`;
 const decorate =
-  `import { TokenManager, QBankClient } from "./qbank_connect.js";\n` +
+  `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
   `import { decorate } from "${support}";\n` +
-  `decorate(TokenManager, QBankClient);\n`;
+  `decorate(${CLASSES.join(", ")});\n`;
 
 writeFileSync(
   join(outDir, "index.js"),

@@ -123,7 +123,8 @@ export type QBankErrorCode =
   | "forbidden"
   | "not_found"
   | "server_error"
-  | "api_error";
+  | "api_error"
+  | "secret_consumed";
 
 /** Every failure from qbank-connect. Never contains a secret or a token. */
 export declare class QBankError extends Error {
@@ -180,6 +181,80 @@ export declare class QBankClient {
   fetch(path: string, init?: RequestInit & { waitUntil?: (p: Promise<unknown>) => void }): Promise<Response>;
   readonly tokens: TokenManager;
   close(): void;
+  toJSON(): object;
+  toString(): string;
+}
+
+/** Options of qpayTokenUrl and the place part of QPayCredentials.signIn. */
+export interface QPayPlace {
+  /** Default "https://sandbox.qpay.quecto.com.br". */
+  baseUrl?: string;
+  /** The Keycloak realm. Default "qpay". */
+  realm?: string;
+  /** Allow plain http, only to a loopback host. */
+  allowInsecureHttp?: boolean;
+}
+
+/** `{baseUrl}/auth/realms/{realm}/protocol/openid-connect/token`: pass it as a TokenManager's tokenUrl. */
+export declare function qpayTokenUrl(options?: QPayPlace): string;
+
+export interface QPaySignInOptions extends QPayPlace {
+  username: string;
+  /** Used for this one token request, never stored, redacted everywhere. */
+  password: string;
+  /** The public console client. Default "qpay-console". */
+  clientId?: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  dangerouslyAllowBrowser?: boolean;
+}
+
+/** A secret shown once: QPay returns a new client's secret only at creation. */
+export declare class OneTimeSecret {
+  private constructor();
+  /** The value, the first time; later calls throw QBankError "secret_consumed". */
+  reveal(): string;
+  readonly revealed: boolean;
+  toJSON(): string;
+  toString(): string;
+}
+
+export interface QPayWhoAmI {
+  tenantType: "processor" | "issuer" | "embosser" | (string & {});
+  tenantId: string;
+  parentTenantId?: string;
+}
+
+export interface QPayCreatedClient {
+  id: string;
+  clientId: string;
+  clientSecret: OneTimeSecret;
+  tenantId: string;
+}
+
+/** A client record as QPay returns it (keys camelCased); never its secret. */
+export interface QPayClientRecord {
+  id?: string;
+  clientId?: string;
+  tenantId?: string;
+  name?: string;
+  roles?: string[];
+  [field: string]: unknown;
+}
+
+/** The QPay Credentials API, authorized by a user's 5-minute token. */
+export declare class QPayCredentials {
+  private constructor();
+  /** Password grant with the public client qpay-console; the password is not kept. */
+  static signIn(options: QPaySignInOptions): Promise<QPayCredentials>;
+  whoami(): Promise<QPayWhoAmI>;
+  roles(): Promise<string[]>;
+  createClient(spec: { tenantId: string; name: string; roles: string[] }): Promise<QPayCreatedClient>;
+  getClient(id: string): Promise<QPayClientRecord>;
+  updateClientRoles(id: string, roles: string[]): Promise<QPayClientRecord>;
+  deleteClient(id: string): Promise<void>;
+  /** When the user token stops being used (epoch ms, 10 % before its expiry). */
+  readonly expiresAt: number;
   toJSON(): object;
   toString(): string;
 }

@@ -14,6 +14,7 @@ pub mod json;
 pub mod oauth;
 pub mod path;
 pub mod policy;
+pub mod qpay;
 pub mod redact;
 pub mod secret;
 pub mod url;

@@ -9,6 +9,7 @@ mod errors;
 mod http;
 mod json;
 mod options;
+mod qpay;
 mod support;
 mod token_manager;
 

@@ -71,6 +71,43 @@ export function makeToken(accessToken, expiresAt, scope) {
   return Object.freeze(t);
 }
 
+/**
+ * A secret shown once (QPay returns a new client's secret only at creation): `reveal()` gives the
+ * value the first time and throws `secret_consumed` after, and nothing else ever shows it.
+ */
+export class OneTimeSecret {
+  #value;
+  constructor(value) {
+    this.#value = value;
+  }
+  /** The value, once; store it now (e.g. in your secret manager). */
+  reveal() {
+    if (this.#value === undefined) {
+      throw new QBankError("secret_consumed", "this secret was already revealed once and is not kept; if it was lost, delete the client and create a new one");
+    }
+    const v = this.#value;
+    this.#value = undefined;
+    return v;
+  }
+  /** Whether reveal() was called. */
+  get revealed() {
+    return this.#value === undefined;
+  }
+  toString() {
+    return "[redacted]";
+  }
+  toJSON() {
+    return "[redacted]";
+  }
+  [INSPECT]() {
+    return "OneTimeSecret [redacted]";
+  }
+}
+
+export function makeOneTimeSecret(value) {
+  return new OneTimeSecret(value);
+}
+
 // ---- runtime ----
 
 /** True in a web page (not in Workers, Deno, Node or Bun). */

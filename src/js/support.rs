@@ -14,6 +14,10 @@ extern "C" {
     #[wasm_bindgen(js_name = makeToken)]
     pub fn make_token(access_token: &str, expires_at: f64, scope: js_sys::Array) -> JsValue;
 
+    /// A `OneTimeSecret` holding `value`.
+    #[wasm_bindgen(js_name = makeOneTimeSecret)]
+    pub fn make_one_time_secret(value: &str) -> JsValue;
+
     /// True in a web page.
     #[wasm_bindgen(js_name = isBrowser)]
     pub fn is_browser() -> bool;

@@ -1,0 +1,438 @@
+//! QPay: a Keycloak realm (token endpoint path, 300-second tokens) and its Credentials API,
+//! sans-IO: URLs, request bodies and answer parsing.
+//!
+//! The document's field names are snake_case (`tenant_id`, `client_secret`); camelCase is
+//! accepted too, since nothing is lost by being lenient about the spelling of a name.
+
+use crate::core::json::{self, Json};
+use crate::core::path::encode_path_segment;
+use crate::core::url::{check_endpoint_url, ParsedUrl};
+use crate::core::{concat, Error, ErrorCode, Secret};
+use crate::prelude::*;
+
+/// The QPay sandbox from the document.
+pub const SANDBOX_BASE_URL: &str = "https://sandbox.qpay.quecto.com.br";
+/// The realm from the document.
+pub const DEFAULT_REALM: &str = "qpay";
+/// The public client of the console's password sign-in.
+pub const CONSOLE_CLIENT_ID: &str = "qpay-console";
+
+/// Checks a QPay base URL and returns it parsed (https, or loopback http when allowed).
+pub fn check_base_url(base: &str, allow_insecure_http: bool) -> Result<ParsedUrl, Error> {
+    check_endpoint_url("baseUrl", base, allow_insecure_http, false)
+}
+
+fn trimmed(base: &ParsedUrl) -> String {
+    let href = base.href();
+    String::from(href.trim_end_matches('/'))
+}
+
+/// `{base}/auth/realms/{realm}/protocol/openid-connect/token`, the realm as one encoded segment.
+pub fn token_url(base: &ParsedUrl, realm: &str) -> Result<String, Error> {
+    if realm.is_empty()
+        || realm
+            .chars()
+            .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::config(
+            "the QPay realm must be a non-empty name without '/', whitespace or control \
+             characters (the document's realm is \"qpay\")",
+        ));
+    }
+    Ok(concat(&[
+        &trimmed(base),
+        "/auth/realms/",
+        &encode_path_segment(realm),
+        "/protocol/openid-connect/token",
+    ]))
+}
+
+/// `{base}/credentials{path}`.
+pub fn credentials_url(base: &ParsedUrl, path: &str) -> String {
+    concat(&[&trimmed(base), "/credentials", path])
+}
+
+/// `{base}/credentials/clients/{id}`; the id must be a usable single path segment.
+pub fn client_url(base: &ParsedUrl, id: &str) -> Result<String, Error> {
+    if id.is_empty() || id == "." || id == ".." || id.len() > 256 {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "the client record id must be the `id` that createClient returned; nothing was sent",
+        ));
+    }
+    Ok(credentials_url(
+        base,
+        &concat(&["/clients/", &encode_path_segment(id)]),
+    ))
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 15]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_roles(out: &mut String, roles: &[String]) {
+    out.push('[');
+    for (i, r) in roles.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(out, r);
+    }
+    out.push(']');
+}
+
+fn invalid_argument(what: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidArgument,
+        concat(&[what, "; nothing was sent"]),
+    )
+}
+
+/// Checks a list of roles: at least one, each a non-empty name without whitespace.
+pub fn check_roles(roles: &[String]) -> Result<(), Error> {
+    if roles.is_empty() {
+        return Err(invalid_argument(
+            "roles must list at least one role (see roles() for what your tenant may assign)",
+        ));
+    }
+    if roles
+        .iter()
+        .any(|r| r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid_argument(
+            "each role must be a non-empty name without whitespace (e.g. \"issuer\")",
+        ));
+    }
+    Ok(())
+}
+
+/// The body of `POST /credentials/clients`.
+pub fn create_client_body(tenant_id: &str, name: &str, roles: &[String]) -> Result<String, Error> {
+    if tenant_id.trim().is_empty() {
+        return Err(invalid_argument(
+            "tenantId is required: whoami() returns your tenant id",
+        ));
+    }
+    if name.trim().is_empty() {
+        return Err(invalid_argument(
+            "name is required: a name for the new client",
+        ));
+    }
+    check_roles(roles)?;
+    let mut out = String::from("{\"tenant_id\":");
+    push_json_string(&mut out, tenant_id);
+    out.push_str(",\"name\":");
+    push_json_string(&mut out, name);
+    out.push_str(",\"roles\":");
+    push_roles(&mut out, roles);
+    out.push('}');
+    Ok(out)
+}
+
+/// The body of `PUT /credentials/clients/{id}`.
+pub fn update_roles_body(roles: &[String]) -> Result<String, Error> {
+    check_roles(roles)?;
+    let mut out = String::from("{\"roles\":");
+    push_roles(&mut out, roles);
+    out.push('}');
+    Ok(out)
+}
+
+fn invalid(what: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidResponse,
+        concat(&["the QPay Credentials API answer ", what]),
+    )
+    .reached(true)
+}
+
+/// Parses an answer body that must be a JSON object or array.
+pub fn parse_body(body: &str) -> Result<Json, Error> {
+    match json::parse(body) {
+        Ok(v @ (Json::Object(_) | Json::Array(_))) => Ok(v),
+        Ok(_) => Err(invalid("is not a JSON object")),
+        Err(e) => Err(invalid(&concat(&[
+            "is not valid JSON (",
+            &e.describe(),
+            ")",
+        ]))),
+    }
+}
+
+/// A string member by its snake_case or camelCase name.
+pub fn string_field<'a>(v: &'a Json, snake: &str, camel: &str) -> Option<&'a str> {
+    v.get(snake).or_else(|| v.get(camel)).and_then(Json::as_str)
+}
+
+fn required<'a>(v: &'a Json, snake: &'static str, camel: &str) -> Result<&'a str, Error> {
+    string_field(v, snake, camel)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(&concat(&["has no ", snake])))
+}
+
+/// `GET /credentials/whoami`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhoAmI {
+    /// `processor`, `issuer` or `embosser`.
+    pub tenant_type: String,
+    /// The caller's tenant.
+    pub tenant_id: String,
+    /// The parent tenant, if any (a processor has none).
+    pub parent_tenant_id: Option<String>,
+}
+
+/// Reads a whoami answer.
+pub fn whoami_from_json(v: &Json) -> Result<WhoAmI, Error> {
+    Ok(WhoAmI {
+        tenant_type: required(v, "tenant_type", "tenantType")?.into(),
+        tenant_id: required(v, "tenant_id", "tenantId")?.into(),
+        parent_tenant_id: string_field(v, "parent_tenant_id", "parentTenantId").map(String::from),
+    })
+}
+
+/// A newly created client: its secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedClient {
+    /// The internal record id (for get, update and delete).
+    pub id: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret, returned only at creation.
+    pub client_secret: Secret,
+    /// The tenant it belongs to.
+    pub tenant_id: String,
+}
+
+/// Reads a create-client answer.
+pub fn created_from_json(v: &Json) -> Result<CreatedClient, Error> {
+    Ok(CreatedClient {
+        id: required(v, "id", "id")?.into(),
+        client_id: required(v, "client_id", "clientId")?.into(),
+        client_secret: Secret::new(required(v, "client_secret", "clientSecret")?),
+        tenant_id: required(v, "tenant_id", "tenantId")?.into(),
+    })
+}
+
+/// Reads a roles answer: a list of names, as an array or under `roles`, items as strings or
+/// objects with a `name`.
+pub fn roles_from_json(v: &Json) -> Result<Vec<String>, Error> {
+    let list = match v {
+        Json::Array(items) => items.as_slice(),
+        other => other
+            .get("roles")
+            .and_then(Json::as_array)
+            .ok_or_else(|| invalid("has no roles list"))?,
+    };
+    list.iter()
+        .map(|r| {
+            r.as_str()
+                .or_else(|| r.get("name").and_then(Json::as_str))
+                .map(String::from)
+                .ok_or_else(|| invalid("has a role that is not a name"))
+        })
+        .collect()
+}
+
+/// The code and advice for a Credentials API answer that is not a success.
+pub fn api_error(status: u16, detail: Option<&str>) -> Error {
+    let (code, what) = match status {
+        400 | 422 => (
+            ErrorCode::InvalidArgument,
+            "QPay refused the request as invalid",
+        ),
+        401 => (
+            ErrorCode::Unauthorized,
+            "QPay refused the user token (it lives 5 minutes): sign in again with \
+             QPayCredentials.signIn",
+        ),
+        403 => (
+            ErrorCode::Forbidden,
+            "QPay does not allow this for your tenant (check the tenant id and roles())",
+        ),
+        404 => (ErrorCode::NotFound, "QPay has no such client record"),
+        429 => (ErrorCode::RateLimited, "QPay is rate limiting; retry later"),
+        500..=599 => (
+            ErrorCode::ServerError,
+            "the QPay Credentials API failed; retry later",
+        ),
+        _ => (
+            ErrorCode::ApiError,
+            "the QPay Credentials API refused the request",
+        ),
+    };
+    let mut message = String::from(what);
+    let mut code_text = String::new();
+    crate::core::push_u64(&mut code_text, u64::from(status));
+    message.push_str(" [HTTP ");
+    message.push_str(&code_text);
+    message.push(']');
+    if let Some(d) = detail.filter(|d| !d.is_empty()) {
+        message.push_str(": ");
+        message.push_str(d);
+    }
+    Error::new(code, message).with_status(status).reached(true)
+}
+
+/// The human part of an error body: `error_description`, `detail`, `message` or `error`.
+pub fn error_detail(body: &str) -> Option<String> {
+    let v = json::parse(body).ok()?;
+    ["error_description", "detail", "message", "error", "title"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(Json::as_str))
+        .map(String::from)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::core::url::parse_url;
+
+    fn parse_whoami(body: &str) -> Result<WhoAmI, Error> {
+        whoami_from_json(&parse_body(body)?)
+    }
+
+    fn parse_created(body: &str) -> Result<CreatedClient, Error> {
+        created_from_json(&parse_body(body)?)
+    }
+
+    fn parse_roles(body: &str) -> Result<Vec<String>, Error> {
+        roles_from_json(&parse_body(body)?)
+    }
+
+    fn base() -> ParsedUrl {
+        parse_url("https://sandbox.qpay.quecto.com.br/").unwrap()
+    }
+
+    #[test]
+    fn keycloak_token_url_from_base_and_realm() {
+        assert_eq!(
+            token_url(&base(), "qpay").unwrap(),
+            "https://sandbox.qpay.quecto.com.br/auth/realms/qpay/protocol/openid-connect/token"
+        );
+        assert_eq!(
+            token_url(&parse_url("https://id.example/kc").unwrap(), "my realm")
+                .unwrap_err()
+                .code,
+            ErrorCode::Config
+        );
+        assert!(token_url(&base(), "").is_err());
+        assert!(token_url(&base(), "a/b").is_err());
+    }
+
+    #[test]
+    fn credentials_urls_encode_the_record_id() {
+        assert_eq!(
+            credentials_url(&base(), "/whoami"),
+            "https://sandbox.qpay.quecto.com.br/credentials/whoami"
+        );
+        assert_eq!(
+            client_url(&base(), "a/b?c").unwrap(),
+            "https://sandbox.qpay.quecto.com.br/credentials/clients/a%2Fb%3Fc"
+        );
+        for bad in ["", ".", ".."] {
+            assert_eq!(
+                client_url(&base(), bad).unwrap_err().code,
+                ErrorCode::InvalidArgument
+            );
+        }
+    }
+
+    #[test]
+    fn request_bodies_are_valid_json_with_escapes() {
+        let body = create_client_body("t-1", "my \"client\"\n\u{1}", &["issuer".into()]).unwrap();
+        assert_eq!(
+            body,
+            r#"{"tenant_id":"t-1","name":"my \"client\"\n\u0001","roles":["issuer"]}"#
+        );
+        let parsed = json::parse(&body).unwrap();
+        assert_eq!(
+            parsed.get("name").and_then(Json::as_str),
+            Some("my \"client\"\n\u{1}")
+        );
+        assert_eq!(
+            update_roles_body(&["issuer".into(), "x".into()]).unwrap(),
+            r#"{"roles":["issuer","x"]}"#
+        );
+        assert!(update_roles_body(&[]).is_err());
+        assert!(update_roles_body(&["a b".into()]).is_err());
+        assert!(create_client_body(" ", "n", &["issuer".into()]).is_err());
+        assert!(create_client_body("t", "", &["issuer".into()]).is_err());
+    }
+
+    #[test]
+    fn answers_are_read_in_either_spelling() {
+        let w =
+            parse_whoami(r#"{"tenant_type":"issuer","tenant_id":"t-1","parent_tenant_id":"p-1"}"#)
+                .unwrap();
+        assert_eq!(
+            (
+                w.tenant_type.as_str(),
+                w.tenant_id.as_str(),
+                w.parent_tenant_id.as_deref()
+            ),
+            ("issuer", "t-1", Some("p-1"))
+        );
+        let w =
+            parse_whoami(r#"{"tenantType":"processor","tenantId":"p-1","parentTenantId":null}"#)
+                .unwrap();
+        assert_eq!(w.parent_tenant_id, None);
+        assert!(parse_whoami(r#"{"tenant_type":"issuer"}"#).is_err());
+        let c = parse_created(
+            r#"{"id":"r1","client_id":"c1","client_secret":"s3cr3t-value","tenant_id":"t-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.client_secret.expose(), "s3cr3t-value");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert!(parse_created(r#"{"id":"r1","client_id":"c1","tenant_id":"t"}"#).is_err());
+        assert_eq!(
+            parse_roles(r#"["issuer"]"#).unwrap(),
+            vec!["issuer".to_string()]
+        );
+        assert_eq!(
+            parse_roles(r#"{"roles":[{"name":"issuer"},"x"]}"#).unwrap(),
+            vec!["issuer".to_string(), "x".to_string()]
+        );
+        assert_eq!(
+            parse_body("[1").unwrap_err().code,
+            ErrorCode::InvalidResponse
+        );
+        assert_eq!(
+            parse_body("3").unwrap_err().code,
+            ErrorCode::InvalidResponse
+        );
+    }
+
+    #[test]
+    fn errors_map_to_codes_with_advice() {
+        assert_eq!(api_error(401, None).code, ErrorCode::Unauthorized);
+        assert!(api_error(401, None).message.contains("sign in again"));
+        assert_eq!(api_error(403, Some("no")).code, ErrorCode::Forbidden);
+        assert_eq!(api_error(404, None).code, ErrorCode::NotFound);
+        assert_eq!(api_error(400, None).code, ErrorCode::InvalidArgument);
+        assert_eq!(api_error(503, None).code, ErrorCode::ServerError);
+        assert_eq!(api_error(409, None).code, ErrorCode::ApiError);
+        assert_eq!(
+            error_detail(r#"{"error":"x","error_description":"why"}"#).as_deref(),
+            Some("why")
+        );
+        assert_eq!(error_detail("<html>"), None);
+    }
+}
