@@ -73,8 +73,9 @@ const exportsBlock =
   `export { QBankError, OneTimeSecret } from "${support}";\n`;
 const decorate =
   `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
-  `import { decorate } from "${support}";\n` +
-  `decorate(${CLASSES.join(", ")});\n`;
+  `import { decorate, fastPath } from "${support}";\n` +
+  `decorate(${CLASSES.join(", ")});\n` +
+  `fastPath(TokenManager);\n`;
 
 writeFileSync(
   join(outDir, "index.js"),

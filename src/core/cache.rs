@@ -316,6 +316,33 @@ impl TokenCache {
         Some(at.max(t).saturating_sub(back))
     }
 
+    /// Until when (exclusive) a plain [`poll`](Self::poll) (no `force_refresh`) keeps answering
+    /// `Ready` with the current token and changing nothing, if no other call intervenes. An edge
+    /// may answer callers itself until then (a JavaScript fast path), as long as it forgets that
+    /// answer on every other call (`complete`, `invalidate`, a forced or failing poll) and on a
+    /// clock that went backwards. `None` when the next poll must come here.
+    pub fn serve_until(&self, now: Millis) -> Option<Millis> {
+        if now < self.last_now {
+            return None;
+        }
+        let current = self.current.as_ref().filter(|c| now < c.wait_at)?;
+        let until = match (&self.flight, &self.backoff) {
+            (Some(f), _) => {
+                let timeout = self.policy.flight_timeout_ms;
+                let given_up = if timeout > 0 {
+                    f.sent_at.saturating_add(timeout)
+                } else {
+                    Millis::MAX
+                };
+                current.wait_at.min(given_up)
+            }
+            (None, _) if self.halted => current.wait_at,
+            (None, Some(b)) => current.wait_at.min(current.refresh_at.max(b.retry_at)),
+            (None, None) => current.wait_at.min(current.refresh_at),
+        };
+        (until > now).then_some(until)
+    }
+
     /// A snapshot of the cache at `now`.
     pub fn status(&self, now: Millis) -> Status {
         let (t, back) = self.view(now);

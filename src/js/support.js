@@ -108,6 +108,45 @@ export function makeOneTimeSecret(value) {
   return new OneTimeSecret(value);
 }
 
+// ---- the cached-token fast path ----
+
+const SLOT = Symbol("qbank-connect.slot");
+
+/**
+ * The JavaScript half of the cached-token fast path. The wasm side publishes into a manager's
+ * slot the token it would hand out, the instant it was published and until when its core
+ * promises that a plain poll answers exactly that (`serve_until`), and clears the slot on every
+ * other change. While `since <= Date.now() < until`, getToken() without options is answered
+ * here, without entering the wasm; a clock that went backwards falls through to the core.
+ */
+export function makeSlot() {
+  return { since: 0, until: 0, promise: undefined };
+}
+
+export function publishSlot(slot, token, since, until) {
+  slot.since = since;
+  slot.until = until;
+  slot.promise = Promise.resolve(token);
+}
+
+export function clearSlot(slot) {
+  slot.until = 0;
+  slot.promise = undefined;
+}
+
+/** Installs the fast path on TokenManager.prototype.getToken. */
+export function fastPath(cls) {
+  const slow = cls.prototype.getToken;
+  cls.prototype.getToken = function getToken(options) {
+    if (options === undefined) {
+      const slot = this[SLOT] || (this[SLOT] = this.__slot());
+      const now = Date.now();
+      if (now < slot.until && now >= slot.since) return slot.promise;
+    }
+    return slow.call(this, options);
+  };
+}
+
 // ---- runtime ----
 
 /** True in a web page (not in Workers, Deno, Node or Bun). */

@@ -18,6 +18,18 @@ extern "C" {
     #[wasm_bindgen(js_name = makeOneTimeSecret)]
     pub fn make_one_time_secret(value: &str) -> JsValue;
 
+    /// A new, empty fast-path slot.
+    #[wasm_bindgen(js_name = makeSlot)]
+    pub fn make_slot() -> JsValue;
+
+    /// Publishes a token into a fast-path slot.
+    #[wasm_bindgen(js_name = publishSlot)]
+    pub fn publish_slot(slot: &JsValue, token: &JsValue, since: f64, until: f64);
+
+    /// Empties a fast-path slot.
+    #[wasm_bindgen(js_name = clearSlot)]
+    pub fn clear_slot(slot: &JsValue);
+
     /// True in a web page.
     #[wasm_bindgen(js_name = isBrowser)]
     pub fn is_browser() -> bool;

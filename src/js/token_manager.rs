@@ -238,6 +238,8 @@ pub struct Inner {
     token_js: RefCell<Option<(Millis, Millis, JsValue)>>,
     timer: RefCell<Option<JsValue>>,
     closed: Cell<bool>,
+    /// The fast-path slot shared with `support.js` (see `fastPath` there).
+    slot: JsValue,
 }
 
 /// The result of one poll for a caller: an answer now, or a flight to wait for.
@@ -264,6 +266,7 @@ impl Inner {
             token_js: RefCell::new(None),
             timer: RefCell::new(None),
             closed: Cell::new(false),
+            slot: support::make_slot(),
         })
     }
 
@@ -304,9 +307,22 @@ impl Inner {
         if self.closed.get() {
             return Step::Done(Err(to_js(&closed_error())));
         }
-        let poll = self.cache.borrow_mut().poll(now_ms(), force);
+        let now = now_ms();
+        let poll = self.cache.borrow_mut().poll(now, force);
+        if !matches!(poll, Poll::Ready(_)) {
+            support::clear_slot(&self.slot);
+        }
         match poll {
-            Poll::Ready(t) => Step::Done(Ok(self.token_js(&t))),
+            Poll::Ready(t) => {
+                let obj = self.token_js(&t);
+                match self.cache.borrow().serve_until(now) {
+                    Some(until) => {
+                        support::publish_slot(&self.slot, &obj, now as f64, until as f64)
+                    }
+                    None => support::clear_slot(&self.slot),
+                }
+                Step::Done(Ok(obj))
+            }
             Poll::ReadyAndRefresh(t, flight) => {
                 let _ = self.start_flight(flight.id, true, wait_until);
                 Step::Done(Ok(self.token_js(&t)))
@@ -341,6 +357,7 @@ impl Inner {
         wait_until: Option<&Function>,
     ) -> Promise {
         self.clear_timer();
+        support::clear_slot(&self.slot);
         let me = Rc::clone(self);
         let p = future_to_promise(async move { me.run_flight(id, background).await });
         *self.flight.borrow_mut() = Some((id, p.clone()));
@@ -386,6 +403,7 @@ impl Inner {
         .map_err(|e| cfg.scrub_error(e));
         let failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
         let outcome = self.cache.borrow_mut().complete(id, now_ms(), answer);
+        support::clear_slot(&self.slot);
         if self.flight.borrow().as_ref().is_some_and(|(f, _)| *f == id) {
             *self.flight.borrow_mut() = None;
         }
@@ -453,6 +471,7 @@ impl Inner {
         if flight.as_ref().is_some_and(|(f, _)| *f == id) {
             *flight = None;
             drop(flight);
+            support::clear_slot(&self.slot);
             let e = Error::new(ErrorCode::Timeout, "the token request was lost");
             let _ = self.cache.borrow_mut().complete(id, now_ms(), Err(e));
         }
@@ -524,6 +543,7 @@ impl Inner {
     pub fn invalidate(&self, token: Option<String>) -> bool {
         let dropped = self.cache.borrow_mut().invalidate(token.as_deref());
         if dropped {
+            support::clear_slot(&self.slot);
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("token_invalidated", &[]);
@@ -564,6 +584,7 @@ impl Inner {
     /// `close()`: cancels the timer; later calls reject with `closed`.
     pub fn close(&self) {
         if !self.closed.replace(true) {
+            support::clear_slot(&self.slot);
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("closed", &[]);
@@ -624,6 +645,12 @@ impl TokenManager {
     /// Forgets `accessToken` if it is the cached token (or whatever is cached when omitted).
     pub fn invalidate(&self, access_token: Option<String>) -> bool {
         self.inner.invalidate(access_token)
+    }
+
+    /// The fast-path slot (internal: used by the package's JavaScript wrapper of `getToken`).
+    #[wasm_bindgen(js_name = __slot)]
+    pub fn slot(&self) -> JsValue {
+        self.inner.slot.clone()
     }
 
     /// `{ state, expiresAt?, tokenRequests, consecutiveFailures, retryAt? }`.

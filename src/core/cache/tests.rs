@@ -879,3 +879,73 @@ proptest! {
         }
     }
 }
+
+/// `serve_until` promises that plain polls before it answer `Ready` with the same token and
+/// change nothing; checked here on every millisecond-scale step of a token's life, cold and in
+/// flight, backing off and halted.
+fn assert_serve_until_holds(c: &TokenCache, now: Millis) {
+    let Some(until) = c.serve_until(now) else {
+        return;
+    };
+    assert!(until > now);
+    for t in [now, now + (until - now) / 2, until - 1] {
+        let mut probe = c.clone();
+        let before = probe.status(t);
+        let Poll::Ready(tok) = probe.poll(t, false) else {
+            panic!("serve_until({now}) = {until} but poll({t}) was not Ready");
+        };
+        assert_eq!(probe.status(t), before, "poll({t}) changed the cache");
+        assert!(t < tok.expires_at);
+    }
+}
+
+#[test]
+fn serve_until_is_a_promise_the_poll_keeps() {
+    let mut c = cache();
+    assert_eq!(c.serve_until(T0), None, "cold");
+    let flight = fetch(&mut c, T0);
+    assert_eq!(c.serve_until(T0), None, "in flight, no token");
+    c.complete(flight.id, T0 + 100, Ok(answer("tok-1", 300)))
+        .unwrap();
+    let s = c.serve_until(T0 + 100).unwrap();
+    assert!(s <= T0 + 225_000, "never past the refresh point");
+    for step in (0..300_000).step_by(7_919) {
+        assert_serve_until_holds(&c, T0 + 100 + step);
+    }
+    // In the refresh-ahead window a poll starts a refresh: not a plain Ready.
+    let (_, bg) = refresh(c.poll(T0 + 226_000, false));
+    let during = c.serve_until(T0 + 226_000).unwrap();
+    assert_eq!(
+        during,
+        T0 + 270_000,
+        "served until the wait point while the refresh runs"
+    );
+    assert_serve_until_holds(&c, T0 + 226_000);
+    // The refresh fails while the token is valid: served until the backoff ends, at most.
+    c.complete(
+        bg.id,
+        T0 + 226_100,
+        Err(failure(ErrorCode::TokenEndpointError)),
+    )
+    .unwrap();
+    let backing_off = c.serve_until(T0 + 226_100).unwrap();
+    assert!(backing_off > T0 + 226_100 && backing_off <= T0 + 270_000);
+    assert_serve_until_holds(&c, T0 + 226_100);
+    // A clock that went backwards must come to the cache.
+    let _ = c.poll(T0 + 230_000, false);
+    assert_eq!(c.serve_until(T0 + 229_000), None);
+    // invalidate drops the promise.
+    assert!(c.invalidate(None));
+    assert_eq!(c.serve_until(T0 + 230_000), None);
+}
+
+#[test]
+fn serve_until_after_invalid_client_is_the_wait_point() {
+    let mut c = cache();
+    warm(&mut c, T0, "tok-1", 300);
+    let (_, bg) = refresh(c.poll(T0 + 226_000, false));
+    c.complete(bg.id, T0 + 226_100, Err(failure(ErrorCode::InvalidClient)))
+        .unwrap();
+    assert_eq!(c.serve_until(T0 + 226_100), Some(T0 + 270_000));
+    assert_serve_until_holds(&c, T0 + 226_100);
+}
