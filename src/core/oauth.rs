@@ -9,6 +9,14 @@ use crate::core::{concat, push_u64, AuthMethod, Error, ErrorCode, HttpRequest, H
 use crate::core::{Millis, Secret, TokenResponse};
 use crate::prelude::*;
 
+/// Whether an `error_description` says the client credentials are wrong (Keycloak's wording).
+fn says_invalid_client_credentials(description: &str) -> bool {
+    let d = description.as_bytes();
+    let needle = b"invalid client";
+    d.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// The longest wait we honour from a `Retry-After` header: one hour. A server asking for more
 /// is more likely misconfigured than serious, and callers can still back off further.
 pub const RETRY_AFTER_CAP_MS: u64 = 60 * 60 * 1000;
@@ -316,17 +324,29 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
     if let Ok(body) = &parsed {
         if let Some(error) = body.get("error").filter(|e| !e.is_null()) {
             let oauth_error = error.as_str().map(String::from);
-            let code = oauth_error
+            let description = body
+                .get("error_description")
+                .and_then(Json::as_str)
+                .map(String::from);
+            let mut code = oauth_error
                 .as_deref()
                 .map_or(ErrorCode::TokenEndpointError, ErrorCode::from_oauth);
+            if code == ErrorCode::UnauthorizedClient
+                && description
+                    .as_deref()
+                    .is_some_and(says_invalid_client_credentials)
+            {
+                // Keycloak answers a wrong secret or an unknown client with `unauthorized_client`
+                // "Invalid client or Invalid client credentials" (older releases: "Invalid client
+                // credentials"). It is RFC 6749's invalid_client: the advice and the no-retry
+                // rule must follow, or a wrong secret would be retried and mis-explained.
+                code = ErrorCode::InvalidClient;
+            }
             let mut e = Error::new(code, oauth_error_message(code, status))
                 .with_status(status)
                 .with_retry_after(retry_after);
             e.oauth_error = oauth_error;
-            e.oauth_error_description = body
-                .get("error_description")
-                .and_then(Json::as_str)
-                .map(String::from);
+            e.oauth_error_description = description;
             return Err(e);
         }
     }
@@ -1306,6 +1326,35 @@ mod tests {
             "tomorrow",
         ] {
             assert_eq!(parse_http_date_ms(d, NOW), None, "{d}");
+        }
+    }
+
+    #[test]
+    fn keycloak_unauthorized_client_for_bad_credentials_is_invalid_client() {
+        for (status, description) in [
+            (401, "Invalid client or Invalid client credentials"),
+            (400, "Invalid client credentials"),
+        ] {
+            let body = concat(&[
+                r#"{"error":"unauthorized_client","error_description":""#,
+                description,
+                r#""}"#,
+            ]);
+            let e = parse_token_response(&resp(status, &body), 0).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidClient, "{description}");
+            assert_eq!(e.oauth_error.as_deref(), Some("unauthorized_client"));
+        }
+        for description in [
+            "Public client not allowed to retrieve service account",
+            "Client not allowed for direct access grants",
+        ] {
+            let body = concat(&[
+                r#"{"error":"unauthorized_client","error_description":""#,
+                description,
+                r#""}"#,
+            ]);
+            let e = parse_token_response(&resp(401, &body), 0).unwrap_err();
+            assert_eq!(e.code, ErrorCode::UnauthorizedClient, "{description}");
         }
     }
 }

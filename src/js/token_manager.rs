@@ -240,6 +240,9 @@ pub struct Inner {
     closed: Cell<bool>,
     /// The fast-path slot shared with `support.js` (see `fastPath` there).
     slot: JsValue,
+    /// The last flight that failed, and why: a caller who forced a refresh gets the error even
+    /// when the others keep the still-valid token.
+    failed: RefCell<Option<(FlightId, Error)>>,
 }
 
 /// The result of one poll for a caller: an answer now, or a flight to wait for.
@@ -267,6 +270,7 @@ impl Inner {
             timer: RefCell::new(None),
             closed: Cell::new(false),
             slot: support::make_slot(),
+            failed: RefCell::new(None),
         })
     }
 
@@ -402,6 +406,7 @@ impl Inner {
         .and_then(|resp| parse_token_response(&resp, now_ms()))
         .map_err(|e| cfg.scrub_error(e));
         let failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
+        *self.failed.borrow_mut() = answer.as_ref().err().map(|e| (id, e.clone()));
         let outcome = self.cache.borrow_mut().complete(id, now_ms(), answer);
         support::clear_slot(&self.slot);
         if self.flight.borrow().as_ref().is_some_and(|(f, _)| *f == id) {
@@ -444,11 +449,24 @@ impl Inner {
         mut p: Promise,
         signal: JsValue,
         wait_until: Option<Function>,
+        force: bool,
     ) -> Result<JsValue, JsValue> {
         let watchdog = (self.cfg.timeout_ms + WATCHDOG_GRACE_MS) as f64;
         for _ in 0..2 {
             match JsFuture::from(support::wait_shared(&p, &signal, watchdog)).await {
-                Ok(v) if !support::is_stale(&v) => return Ok(v),
+                Ok(v) if !support::is_stale(&v) => {
+                    // forceRefresh asked for a new token: the old one is no answer to it.
+                    let failed = self
+                        .failed
+                        .borrow()
+                        .as_ref()
+                        .filter(|(f, _)| *f == id)
+                        .map(|(_, e)| e.clone());
+                    return match failed {
+                        Some(e) if force => Err(to_js(&e)),
+                        _ => Ok(v),
+                    };
+                }
                 Err(e) if !e.is_null() => return Err(e),
                 _ => {}
             }
@@ -490,7 +508,9 @@ impl Inner {
         match self.step(force, wait_until.as_ref()) {
             Step::Done(Ok(v)) => Promise::resolve(&v),
             Step::Done(Err(e)) => Promise::reject(&e),
-            Step::Wait(id, p) => future_to_promise(Rc::clone(self).wait(id, p, signal, wait_until)),
+            Step::Wait(id, p) => {
+                future_to_promise(Rc::clone(self).wait(id, p, signal, wait_until, force))
+            }
         }
     }
 
