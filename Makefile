@@ -1,4 +1,3 @@
-comma := ,
 # qbank-connect: `make demo` and `make test` do all the set-up themselves (idempotently,
 # printing each step), so they work on a fresh clone. See README.md.
 SHELL := /bin/bash
@@ -13,12 +12,14 @@ RAW := target/pkg-raw
 WASM_OUT := target/$(WASM_TARGET)/release/qbank_connect.wasm
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
+comma := ,
 step = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help setup setup-rust setup-js package size demo serve test test-rust test-wasm test-js lint clean
+.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean
 
 help:
 	@echo "make demo   - build the package and run the demo"
+	@echo "make serve  - the demo, left running: the sandbox and the Worker, with the page to open"
 	@echo "make test   - build the package and run every test"
 	@echo "make size   - print the .wasm and JS glue sizes, raw and gzipped"
 	@echo "make clean  - remove build outputs"
@@ -46,6 +47,12 @@ node_modules/.qbank-installed: package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
+# Debian's Chromium, for the browser tests in tests/js/runtimes.test.mjs (not needed for demo).
+setup-browser:
+	$(call step,Chromium for the browser tests (Debian's chromium package))
+	@if command -v chromium >/dev/null; then echo "   already installed ($$(chromium --version 2>/dev/null))"; \
+	 else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
 ## ---- build ----
 
 package: setup
@@ -64,11 +71,21 @@ package: setup
 size:
 	@node tests/js/size.mjs pkg
 
+# worker-example/: link ../pkg into its node_modules (once) and bundle the Worker with wrangler
+# into worker-example/dist (every time: about a second, no network).
+worker-example: package
+	$(call step,worker-example: link ../pkg (npm install --offline) and wrangler deploy --dry-run --outdir dist)
+	node tests/js/examples.mjs build
+
 ## ---- demo ----
 
-demo: package
+demo: worker-example
 	$(call step,demo)
 	node tests/js/demo.mjs
+
+serve: worker-example
+	$(call step,serve (Ctrl-C stops))
+	node tests/js/demo.mjs --serve
 
 ## ---- tests ----
 
@@ -95,9 +112,9 @@ test-wasm:
 	$(call step,wasm-bindgen-test in Node)
 	cargo test --target $(WASM_TARGET)
 
-test-js:
+test-js: setup-browser
 	$(call step,JavaScript tests (Node test runner, plus Deno, Bun and workerd through the built package))
 	node --test --test-concurrency=1 tests/js/ tests/servers/
 
 clean:
-	rm -rf target/pkg-raw pkg
+	rm -rf target/pkg-raw pkg worker-example/dist

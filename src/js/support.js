@@ -206,7 +206,10 @@ export function waitShared(promise, signal, watchdogMs) {
     if (watchdogMs > 0) timer = setTimeout(() => (cleanup(), resolve(STALE)), watchdogMs);
     promise.then(
       (v) => (cleanup(), resolve(v)),
-      (e) => (cleanup(), reject(e)),
+      // A shared flight fails only with a QBankError. Anything else means the flight was lost:
+      // workerd rejects a promise created by a request that has since ended. The caller then
+      // gives the flight up and polls again.
+      (e) => (cleanup(), e instanceof QBankError ? reject(e) : resolve(STALE)),
     );
   });
 }

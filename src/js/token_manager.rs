@@ -467,7 +467,7 @@ impl Inner {
                         _ => Ok(v),
                     };
                 }
-                Err(e) if !e.is_null() => return Err(e),
+                Err(e) => return Err(e),
                 _ => {}
             }
             self.abandon(id);

@@ -1,57 +1,59 @@
-// `make demo`: start the local QBank sandbox, run a Worker in a real workerd process that
-// uses the built package, fetch a balance through it, print it, and stop everything.
-import { startWorkerd, ensureConsumer } from "./harness.mjs";
+// `make demo`: start the local QBank sandbox, run worker-example's Worker (the bundle wrangler
+// built in worker-example/dist) in a real workerd process, fetch a balance through it, print it,
+// and stop everything.
+//
+// `make serve` (`node tests/js/demo.mjs --serve`): the same, then keeps the sandbox and the
+// Worker running and says where to open the page, until Ctrl-C. Ports: SANDBOX_PORT (default
+// 8787) and WORKER_PORT (default 8788).
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { DIST, buildWorker, sandboxSettings, startWorkerdExample } from "./examples.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 const client = DEFAULT_CLIENTS[0];
+const serve = process.argv.includes("--serve");
 
-ensureConsumer();
-const sandbox = await startSandbox();
+if (!existsSync(join(DIST, "index.js"))) buildWorker({ log: (s) => console.log(s) });
+
+const port = (name, fallback) => (serve ? Number(process.env[name] ?? fallback) : 0);
+let sandbox;
 let worker;
+async function stop() {
+  await worker?.stop();
+  await sandbox?.close();
+}
 try {
-  worker = await startWorkerd(
-    "demo",
-    `import { QBankClient, version } from "qbank-connect";
-let bank; // one client per isolate: its token is shared by every request
-export default {
-  async fetch(request, env, ctx) {
-    bank ??= new QBankClient({
-      environment: { tokenUrl: env.QBANK_TOKEN_URL, apiBaseUrl: env.QBANK_API_BASE_URL },
-      clientId: env.QBANK_CLIENT_ID,
-      clientSecret: env.QBANK_CLIENT_SECRET,
-      allowInsecureHttp: true, // the sandbox is plain http on loopback
-    });
-    const id = new URL(request.url).pathname.split("/").pop();
-    try {
-      const balance = await bank.getBalance(decodeURIComponent(id), { waitUntil: (p) => ctx.waitUntil(p) });
-      return Response.json({ version: version(), runtime: navigator.userAgent, balance, token: bank.tokens.status });
-    } catch (e) {
-      return Response.json({ error: e.code, message: e.message }, { status: 502 });
-    }
-  },
-};
-`,
-    {
-      bindings: {
-        QBANK_TOKEN_URL: sandbox.tokenUrl,
-        QBANK_API_BASE_URL: sandbox.apiBaseUrl,
-        QBANK_CLIENT_ID: client.clientId,
-        QBANK_CLIENT_SECRET: client.clientSecret,
-      },
-    },
-  );
+  sandbox = await startSandbox({ port: port("SANDBOX_PORT", 8787) });
+  worker = await startWorkerdExample({
+    name: serve ? "serve" : "demo",
+    bindings: sandboxSettings(sandbox, client),
+    port: serve ? port("WORKER_PORT", 8788) : undefined,
+  });
   const res = await fetch(`${worker.url}/balances/${ACCOUNT}`);
-  const body = await res.json();
-  if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${body.error}: ${body.message}`);
-  const b = body.balance;
-  console.log(`qbank-connect ${body.version} in ${body.runtime} (workerd at ${worker.url}), sandbox at ${sandbox.url}`);
+  const b = await res.json();
+  if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${b.error}: ${b.message}`);
+  const status = await (await fetch(`${worker.url}/status`)).json();
+  console.log(`qbank-connect ${status.version} in ${status.runtime} at ${worker.url} (wrangler bundle), sandbox at ${sandbox.url}`);
   console.log(`account ${b.accountId}`);
   console.log(`  available ${b.availableBalance} ${b.currency ?? ""}`);
   console.log(`  ledger    ${b.ledgerBalance} ${b.currency ?? ""}`);
   console.log(`  as of     ${b.asOf ?? "real time (the bank sent no as-of date)"}`);
-  console.log(`token: ${body.token.state}, ${body.token.tokenRequests} token request(s) so far`);
-} finally {
-  await worker?.stop();
-  await sandbox.close();
+  console.log(`token: ${status.token.state}, expires in ${status.token.expiresInSeconds} s, ${status.token.tokenRequests} token request(s) so far`);
+} catch (e) {
+  await stop();
+  throw e;
+}
+
+if (serve) {
+  console.log(`
+Open ${worker.url}/ for the page, or ${worker.url}/balances/${ACCOUNT} for JSON.
+Other seeded accounts: acct-number-amounts, acct-realtime, acct-negative, acct-nested.
+The sandbox's control API is at ${sandbox.url}/__control/ (see tests/servers/README.md).
+Ctrl-C stops the Worker and the sandbox.`);
+  const quit = () => stop().then(() => process.exit(0));
+  process.once("SIGINT", quit);
+  process.once("SIGTERM", quit);
+} else {
+  await stop();
 }
