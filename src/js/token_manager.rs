@@ -227,6 +227,10 @@ pub fn now_ms() -> Millis {
     }
 }
 
+/// A pending refresh-ahead timer: its handle and the callback it will call (dropping the callback
+/// frees it; it must outlive the timer).
+type ArmedTimer = (JsValue, Closure<dyn FnMut()>);
+
 /// The shared state of one manager.
 pub struct Inner {
     /// The configuration.
@@ -236,7 +240,7 @@ pub struct Inner {
     flight: RefCell<Option<(FlightId, Promise)>>,
     /// The JS token object last handed out, reused while the token is the same.
     token_js: RefCell<Option<(Millis, Millis, JsValue)>>,
-    timer: RefCell<Option<JsValue>>,
+    timer: RefCell<Option<ArmedTimer>>,
     closed: Cell<bool>,
     /// The fast-path slot shared with `support.js` (see `fastPath` there).
     slot: JsValue,
@@ -256,6 +260,12 @@ fn closed_error() -> Error {
         ErrorCode::Closed,
         "this TokenManager was closed with close(); create a new one",
     )
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.clear_timer();
+    }
 }
 
 impl Inner {
@@ -515,7 +525,8 @@ impl Inner {
     }
 
     fn clear_timer(&self) {
-        if let Some(t) = self.timer.borrow_mut().take() {
+        let taken = self.timer.borrow_mut().take();
+        if let Some((t, _callback)) = taken {
             support::clear_timer(&t);
         }
     }
@@ -532,17 +543,18 @@ impl Inner {
             return;
         };
         let weak: Weak<Inner> = Rc::downgrade(self);
-        let callback = Closure::once_into_js(move || {
+        let callback = Closure::<dyn FnMut()>::once(move || {
             if let Some(me) = weak.upgrade() {
-                me.timer.borrow_mut().take();
+                let fired = me.timer.borrow_mut().take();
                 me.on_timer();
+                drop(fired);
             }
         });
         let handle = support::set_unref_timeout(
-            callback.unchecked_ref(),
+            callback.as_ref().unchecked_ref(),
             (at.saturating_sub(now) + 1) as f64,
         );
-        *self.timer.borrow_mut() = Some(handle);
+        *self.timer.borrow_mut() = Some((handle, callback));
     }
 
     fn on_timer(self: &Rc<Self>) {
