@@ -120,7 +120,8 @@ fn api_error(resp: &HttpResponse, scrub_text: &dyn Fn(&str) -> String) -> JsValu
         extra.push(("problem", json_to_js(p, false)));
     }
     if let Some(scope) = challenge.and_then(|c| c.scope) {
-        extra.push(("requiredScope", JsValue::from_str(&scope.join(" "))));
+        let scope = scrub_text(&scope.join(" "));
+        extra.push(("requiredScope", JsValue::from_str(&scope)));
     }
     to_js_with(&e, &extra)
 }

@@ -20,7 +20,7 @@ use super::errors::{set, to_js};
 use super::http::exchange;
 use super::options::Options;
 use super::support;
-use super::token_manager::now_ms;
+use super::token_manager::{now_ms, scrub_error};
 
 const MAX_BODY: u64 = 256 * 1024;
 
@@ -309,11 +309,9 @@ impl QPayCredentials {
         };
         future_to_promise(async move {
             let sent_at = now_ms();
-            let scrubbed = |mut e: Error| {
+            let scrubbed = |e: Error| {
                 let list: Vec<&str> = scrub_list.iter().map(String::as_str).collect();
-                e.message = scrub(&e.message, &list);
-                e.oauth_error_description = e.oauth_error_description.map(|d| scrub(&d, &list));
-                to_js(&e)
+                to_js(&scrub_error(e, &list))
             };
             let resp = exchange(
                 &place.fetch,

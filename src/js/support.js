@@ -134,6 +134,19 @@ export function clearSlot(slot) {
   slot.promise = undefined;
 }
 
+/** Makes a getter return the same object every time (QBankClient.tokens: one wrapper, whose fast-path slot is then looked up once). */
+export function memoGetter(cls, name) {
+  const desc = Object.getOwnPropertyDescriptor(cls.prototype, name);
+  const key = Symbol(name);
+  Object.defineProperty(cls.prototype, name, {
+    configurable: true,
+    enumerable: desc.enumerable,
+    get() {
+      return this[key] || (this[key] = desc.get.call(this));
+    },
+  });
+}
+
 /** Installs the fast path on TokenManager.prototype.getToken. */
 export function fastPath(cls) {
   const slow = cls.prototype.getToken;
@@ -306,8 +319,12 @@ export async function send(fetchImpl, method, url, headers, body, timeoutMs, max
     answered = true;
     const text = await readBounded(res, maxBytes);
     if (text === null) return { ok: false, kind: "too_large", status: res.status };
+    // Only the headers the core reads cross into the wasm.
     const hs = [];
-    res.headers.forEach((v, k) => hs.push([k.toLowerCase(), v]));
+    for (const name of READ_HEADERS) {
+      const v = res.headers.get(name);
+      if (v !== null) hs.push([name, v]);
+    }
     return { ok: true, status: res.status, headers: hs, body: text };
   } catch (e) {
     return { ok: false, kind: d.kind(), answered, sent: answered || !notSent(e) };
@@ -365,14 +382,20 @@ export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
   }
 }
 
+const READ_HEADERS = ["retry-after", "www-authenticate", "content-type"];
+
 async function readBounded(res, maxBytes) {
-  const declared = Number(res.headers.get("content-length"));
+  const length = res.headers.get("content-length");
+  const declared = length === null ? NaN : Number(length);
   if (Number.isFinite(declared) && declared > maxBytes) {
     try {
       await res.body?.cancel();
     } catch {}
     return null;
   }
+  // A declared length within bounds (and no content-encoding that could expand it): the
+  // runtime's own reader, much cheaper than a chunk loop. Otherwise count the bytes as they come.
+  if (Number.isFinite(declared) && !res.headers.get("content-encoding")) return res.text();
   if (!res.body) return "";
   const reader = res.body.getReader();
   const chunks = [];

@@ -187,10 +187,9 @@ impl Config {
     }
 
     /// Scrubs the server-provided parts of an error.
-    pub fn scrub_error(&self, mut e: Error) -> Error {
-        e.message = self.scrub(&e.message);
-        e.oauth_error_description = e.oauth_error_description.map(|d| self.scrub(&d));
-        e
+    pub fn scrub_error(&self, e: Error) -> Error {
+        let list: Vec<&str> = self.scrub_list.iter().map(String::as_str).collect();
+        scrub_error(e, &list)
     }
 
     /// The redacted description used by `toString`, `toJSON` and Node's `inspect`.
@@ -215,6 +214,15 @@ impl Config {
         set(&o, "scope", &scope);
         o
     }
+}
+
+/// Scrubs every server-provided text of an error (message, `error`, `error_description`) of the
+/// given secrets, in each form they could be echoed in.
+pub fn scrub_error(mut e: Error, secrets: &[&str]) -> Error {
+    e.message = scrub(&e.message, secrets);
+    e.oauth_error = e.oauth_error.map(|d| scrub(&d, secrets));
+    e.oauth_error_description = e.oauth_error_description.map(|d| scrub(&d, secrets));
+    e
 }
 
 /// The current time in epoch milliseconds.
