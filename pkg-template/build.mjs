@@ -61,6 +61,12 @@ writeFileSync(
     `const b64 = "${wasm.toString("base64")}";\n` +
     `export function wasmBytes() {\n` +
     `  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);\n` +
+    `  // Node and Bun: Buffer decodes natively (~30x faster than the loop below).\n` +
+    `  const B = globalThis.Buffer;\n` +
+    `  if (B && typeof B.from === "function") {\n` +
+    `    const buf = B.from(b64, "base64");\n` +
+    `    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);\n` +
+    `  }\n` +
     `  const bin = atob(b64);\n` +
     `  const out = new Uint8Array(bin.length);\n` +
     `  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);\n` +
@@ -73,9 +79,10 @@ const exportsBlock =
   `export { QBankError, OneTimeSecret } from "${support}";\n`;
 const decorate =
   `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
-  `import { decorate, fastPath } from "${support}";\n` +
+  `import { decorate, fastPath, memoGetter } from "${support}";\n` +
   `decorate(${CLASSES.join(", ")});\n` +
-  `fastPath(TokenManager);\n`;
+  `fastPath(TokenManager);\n` +
+  `memoGetter(QBankClient, "tokens");\n`;
 
 writeFileSync(
   join(outDir, "index.js"),
