@@ -15,13 +15,15 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 comma := ,
 step = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean
+.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench soak reliability
 
 help:
 	@echo "make demo   - build the package and run the demo"
 	@echo "make serve  - the demo, left running: the sandbox and the Worker, with the page to open"
 	@echo "make test   - build the package and run every test"
 	@echo "make size   - print the .wasm and JS glue sizes, raw and gzipped"
+	@echo "make bench  - benchmark ours against a JS floor and two OAuth libraries (writes bench/results.md)"
+	@echo "make reliability - fault matrix, leak scanner, fuzzing, soak: the README's Reliability figures"
 	@echo "make clean  - remove build outputs"
 
 ## ---- set-up (each step checks first, so a second run skips what is there) ----
@@ -112,9 +114,26 @@ test-wasm:
 	$(call step,wasm-bindgen-test in Node)
 	cargo test --target $(WASM_TARGET)
 
+# Under the leak scanner (tests/leaks/README.md): every error, event, printed object and line of
+# output the package produced is searched for every secret and issued token; any leak fails.
 test-js: setup-browser
-	$(call step,JavaScript tests (Node test runner, plus Deno, Bun and workerd through the built package))
-	node --test --test-concurrency=1 tests/js/ tests/servers/
+	$(call step,JavaScript tests under the leak scanner (Node test runner$(comma) plus Deno$(comma) Bun and workerd through the built package))
+	rm -rf target/reliability/fault-matrix target/reliability/bad-config
+	node --require ./tests/leaks/register.cjs --test --test-concurrency=1 tests/js/ tests/servers/ tests/leaks/
+
+## ---- benchmark ----
+
+# BENCH_ARGS: e.g. --quick, --runtimes node,deno, --phases 4,5, --rounds 9 (see bench/README.md).
+bench: package
+	$(call step,benchmark on Node$(comma) Deno and workerd side by side (8-12 minutes; --quick about 1.5))
+	node bench/run.mjs $(BENCH_ARGS)
+
+## ---- reliability ----
+
+soak: package
+	$(call step,soak: 1M cached getToken (fast path and wasm) + 100k getBalance + 2000 of each token lifecycle)
+	@mkdir -p target/soak
+	node --expose-gc tests/soak/soak.mjs --json target/soak/soak.json
 
 clean:
-	rm -rf target/pkg-raw pkg worker-example/dist
+	rm -rf target/pkg-raw pkg worker-example/dist bench/work

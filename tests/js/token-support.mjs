@@ -195,3 +195,15 @@ export function tokenForms(tokens) {
   });
   return out;
 }
+
+// ---- the run's leak scanner (tests/leaks/register.cjs) ----
+
+/**
+ * The leak scanner of this run, or a stand-in when the run has none. A test that prints a secret
+ * or a token on purpose (to show what redaction hides) wraps the print in
+ * `leakScanner.deliberately(() => console.log(...))`, so the scanner does not count it.
+ */
+export const leakScanner = globalThis[Symbol.for("qbank-connect.leak-scanner")] ?? {
+  deliberately: (fn) => fn(),
+  addSecret: () => false,
+};

@@ -1,0 +1,50 @@
+// Module hooks (node:module register()) for the leak scanner: an import of the built package's
+// Node entry (pkg/index.js, or the same file installed elsewhere) is answered with a small module
+// that re-exports it through instrument.mjs. The package's own files are loaded unchanged.
+import { readFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ORIGINAL = "qbank-leak-scanner=original";
+let instrumentUrl;
+const entries = new Map();
+
+export function initialize(data) {
+  instrumentUrl = data.instrumentUrl;
+}
+
+/** Whether `url` is the package's Node ESM entry: index.js beside qbank_connect.js, importing it. */
+function isPackageEntry(url) {
+  if (!url.startsWith("file:") || url.includes("?") || !url.endsWith("/index.js")) return false;
+  if (!entries.has(url)) {
+    let yes = false;
+    try {
+      const file = fileURLToPath(url);
+      yes = existsSync(join(dirname(file), "qbank_connect.js")) && readFileSync(file, "utf8").includes('from "./qbank_connect.js"');
+    } catch {
+      yes = false;
+    }
+    entries.set(url, yes);
+  }
+  return entries.get(url);
+}
+
+export async function resolve(specifier, context, nextResolve) {
+  const r = await nextResolve(specifier, context);
+  if (!isPackageEntry(r.url)) return r;
+  // The wrapper is a data: URL, so no load hook is needed (a load hook would be consulted, across
+  // the hooks thread, for every module of the run).
+  const original = JSON.stringify(`${r.url}?${ORIGINAL}`);
+  const source = [
+    `export * from ${original};`,
+    `import * as original from ${original};`,
+    `import { instrumentPackage } from ${JSON.stringify(instrumentUrl)};`,
+    `const w = instrumentPackage(original, ${JSON.stringify(r.url)});`,
+    // Declared exports take precedence over the star export.
+    "export const TokenManager = w.TokenManager;",
+    "export const QBankClient = w.QBankClient;",
+    "export const QPayCredentials = w.QPayCredentials;",
+    "",
+  ].join("\n");
+  return { url: `data:text/javascript,${encodeURIComponent(source)}`, format: "module", shortCircuit: true };
+}
