@@ -145,11 +145,7 @@ impl Client {
         signal: &JsValue,
         wait_until: &Option<Function>,
     ) -> Result<String, JsValue> {
-        let t = JsFuture::from(
-            self.tokens
-                .get_token(false, signal.clone(), wait_until.clone()),
-        )
-        .await?;
+        let t = self.tokens.token_now(signal, wait_until.clone()).await?;
         Ok(access_token(&t))
     }
 

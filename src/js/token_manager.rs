@@ -255,6 +255,8 @@ pub struct Inner {
     /// The last flight that failed, and why: a caller who forced a refresh gets the error even
     /// when the others keep the still-valid token.
     failed: RefCell<Option<(FlightId, Error)>>,
+    /// What the slot holds now (the token's `acquired_at` and the `until`), to publish only changes.
+    published: Cell<(Millis, Millis)>,
 }
 
 /// The result of one poll for a caller: an answer now, or a flight to wait for.
@@ -289,6 +291,7 @@ impl Inner {
             closed: Cell::new(false),
             slot: support::make_slot(),
             failed: RefCell::new(None),
+            published: Cell::new((0, 0)),
         })
     }
 
@@ -332,16 +335,19 @@ impl Inner {
         let now = now_ms();
         let poll = self.cache.borrow_mut().poll(now, force);
         if !matches!(poll, Poll::Ready(_)) {
-            support::clear_slot(&self.slot);
+            self.clear_slot();
         }
         match poll {
             Poll::Ready(t) => {
                 let obj = self.token_js(&t);
-                match self.cache.borrow().serve_until(now) {
+                let until = self.cache.borrow().serve_until(now);
+                match until {
+                    Some(until) if self.published.get() == (t.acquired_at, until) => {}
                     Some(until) => {
-                        support::publish_slot(&self.slot, &obj, now as f64, until as f64)
+                        support::publish_slot(&self.slot, &obj, now as f64, until as f64);
+                        self.published.set((t.acquired_at, until));
                     }
-                    None => support::clear_slot(&self.slot),
+                    None => self.clear_slot(),
                 }
                 Step::Done(Ok(obj))
             }
@@ -379,7 +385,7 @@ impl Inner {
         wait_until: Option<&Function>,
     ) -> Promise {
         self.clear_timer();
-        support::clear_slot(&self.slot);
+        self.clear_slot();
         let me = Rc::clone(self);
         let p = future_to_promise(async move { me.run_flight(id, background).await });
         *self.flight.borrow_mut() = Some((id, p.clone()));
@@ -426,7 +432,7 @@ impl Inner {
         let failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
         *self.failed.borrow_mut() = answer.as_ref().err().map(|e| (id, e.clone()));
         let outcome = self.cache.borrow_mut().complete(id, now_ms(), answer);
-        support::clear_slot(&self.slot);
+        self.clear_slot();
         if self.flight.borrow().as_ref().is_some_and(|(f, _)| *f == id) {
             *self.flight.borrow_mut() = None;
         }
@@ -507,9 +513,28 @@ impl Inner {
         if flight.as_ref().is_some_and(|(f, _)| *f == id) {
             *flight = None;
             drop(flight);
-            support::clear_slot(&self.slot);
+            self.clear_slot();
             let e = Error::new(ErrorCode::Timeout, "the token request was lost");
             let _ = self.cache.borrow_mut().complete(id, now_ms(), Err(e));
+        }
+    }
+
+    /// A token for a Rust caller (the API client): no Promise when the token is at hand.
+    pub async fn token_now(
+        self: &Rc<Self>,
+        signal: &JsValue,
+        wait_until: Option<Function>,
+    ) -> Result<JsValue, JsValue> {
+        if support::is_aborted(signal) {
+            return Err(support::abort_error());
+        }
+        match self.step(false, wait_until.as_ref()) {
+            Step::Done(r) => r,
+            Step::Wait(id, p) => {
+                Rc::clone(self)
+                    .wait(id, p, signal.clone(), wait_until, false)
+                    .await
+            }
         }
     }
 
@@ -530,6 +555,11 @@ impl Inner {
                 future_to_promise(Rc::clone(self).wait(id, p, signal, wait_until, force))
             }
         }
+    }
+
+    fn clear_slot(&self) {
+        support::clear_slot(&self.slot);
+        self.published.set((0, 0));
     }
 
     fn clear_timer(&self) {
@@ -583,7 +613,7 @@ impl Inner {
     pub fn invalidate(&self, token: Option<String>) -> bool {
         let dropped = self.cache.borrow_mut().invalidate(token.as_deref());
         if dropped {
-            support::clear_slot(&self.slot);
+            self.clear_slot();
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("token_invalidated", &[]);
@@ -624,7 +654,7 @@ impl Inner {
     /// `close()`: cancels the timer; later calls reject with `closed`.
     pub fn close(&self) {
         if !self.closed.replace(true) {
-            support::clear_slot(&self.slot);
+            self.clear_slot();
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("closed", &[]);
