@@ -1029,3 +1029,143 @@ fn account_id_text(rng: &mut Rng) -> String {
 pub fn account_id(rng: &mut Rng) -> Vec<u8> {
     account_id_text(rng).into_bytes()
 }
+
+/// `qpay_answer`: a status and a Credentials API answer (whoami, a created client, roles as
+/// an array or under `roles`, problem bodies), with strings that test the JSON writers.
+pub fn qpay_answer(rng: &mut Rng) -> Vec<u8> {
+    let status = match rng.below(6) {
+        0..=2 => 200,
+        3 => rng.pick(&[201, 204]),
+        4 => rng.pick(&[400, 401, 403, 404, 409, 422, 429]),
+        _ => rng.below(1000) as u16,
+    };
+    let s = |rng: &mut Rng| -> String {
+        if rng.one_in(5) {
+            rng.pick(&["\"\"", "null", "1", "\" \"", "{}"]).to_string()
+        } else {
+            quoted(rng, 16)
+        }
+    };
+    let body = match rng.below(8) {
+        0 => {
+            let members = vec![
+                (rng.pick(&["tenant_type", "tenantType"]).to_string(), s(rng)),
+                (rng.pick(&["tenant_id", "tenantId"]).to_string(), s(rng)),
+                (
+                    rng.pick(&["parent_tenant_id", "parentTenantId"])
+                        .to_string(),
+                    s(rng),
+                ),
+            ];
+            object(rng, members)
+        }
+        1 | 2 => {
+            let members = vec![
+                ("id".to_string(), s(rng)),
+                (rng.pick(&["client_id", "clientId"]).to_string(), s(rng)),
+                (
+                    rng.pick(&["client_secret", "clientSecret"]).to_string(),
+                    s(rng),
+                ),
+                (rng.pick(&["tenant_id", "tenantId"]).to_string(), s(rng)),
+            ];
+            object(rng, members)
+        }
+        3 | 4 => {
+            let n = rng.len(6);
+            let items: Vec<String> = (0..n)
+                .map(|_| match rng.below(4) {
+                    0 => format!("{{\"name\":{}}}", s(rng)),
+                    1 => json_value(rng, 1),
+                    _ => s(rng),
+                })
+                .collect();
+            let list = format!("[{}]", items.join(","));
+            if rng.coin() {
+                list
+            } else {
+                object(rng, vec![("roles".to_string(), list)])
+            }
+        }
+        5 => {
+            let k = rng.pick(&["error_description", "detail", "message", "error", "title"]);
+            let v = s(rng);
+            object(rng, vec![(k.to_string(), v)])
+        }
+        6 => json_value(rng, 3),
+        _ => rng
+            .pick(&["", "<html>oops</html>", "null", "\"x\""])
+            .to_string(),
+    };
+    format!("{status}\n{body}").into_bytes()
+}
+
+/// `scrub`: a client id, a secret and further secrets, and text that echoes them in every
+/// encoding (as is, form- and percent-encoded in either hex case, JSON-escaped, in a Basic
+/// credential), overlapping, repeated, or cut short.
+pub fn scrub(rng: &mut Rng) -> Vec<u8> {
+    let secret_char = |rng: &mut Rng| -> char {
+        match rng.below(10) {
+            0 => rng.pick(&[
+                ' ', '+', '%', '"', '\\', ':', '/', '=', '&', 'é', '~', '*', '\t', '[', ']',
+            ]),
+            _ => char::from(rng.pick(b"abcdefghijklmnopqrstuvwxyzABCDEF0123456789-_.")),
+        }
+    };
+    let secret_of = |rng: &mut Rng, max: usize| -> String {
+        let n = 1 + rng.below(max);
+        (0..n).map(|_| secret_char(rng)).collect()
+    };
+    let id = secret_of(rng, 12);
+    let secret = secret_of(rng, 24);
+    let extras: Vec<String> = (0..rng.below(3)).map(|_| secret_of(rng, 12)).collect();
+    let mut secrets: Vec<&str> = vec![&secret];
+    secrets.extend(extras.iter().map(String::as_str));
+    let mut text = String::new();
+    for _ in 0..1 + rng.len(6) {
+        match rng.below(6) {
+            0 => text.push_str(rng.pick(&[
+                "error: ",
+                " invalid ",
+                "client_secret=",
+                "Authorization: Basic ",
+                "\"",
+                " ",
+            ])),
+            1 => {
+                let form = crate::targets::secret_forms(rng.pick(&secrets));
+                text.push_str(&form[rng.below(form.len())]);
+            }
+            2 => {
+                let s = rng.pick(&secrets);
+                let cut = rng.below(s.len() + 1);
+                if s.is_char_boundary(cut) {
+                    text.push_str(&s[..cut]);
+                }
+                text.push_str(s);
+            }
+            3 => {
+                let pair = format!("{id}:{secret}");
+                text.push_str(&b64_std(pair.as_bytes()));
+            }
+            4 => text.push_str("[redacted]"),
+            _ => {
+                let s = rng.pick(&secrets);
+                text.push_str(s);
+                text.push_str(s);
+            }
+        }
+    }
+    let mut out = format!("{id}\n{secret}\n");
+    for e in &extras {
+        out.push_str(e);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&text);
+    out.into_bytes()
+}
+
+fn b64_std(bytes: &[u8]) -> String {
+    b64url(bytes).replace('-', "+").replace('_', "/") + ["", "==", "="][bytes.len() % 3]
+}

@@ -212,6 +212,44 @@ const ACCOUNT_DICT: &[&[u8]] = &[
     b"\xc3\xa9",
 ];
 
+const QPAY_DICT: &[&[u8]] = &[
+    b"\"tenant_id\":",
+    b"\"tenantType\":",
+    b"\"client_secret\":",
+    b"\"clientId\":",
+    b"\"id\":",
+    b"\"roles\":",
+    b"\"name\":",
+    b"\"detail\":",
+    b"\"error_description\":",
+    b"\"message\":",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"\"",
+    b",",
+    b":",
+    b"\\u0000",
+    b"\\n",
+    b" ",
+];
+
+const SCRUB_DICT: &[&[u8]] = &[
+    b"s3cr3t-V4lue",
+    b"s3cr3t%2DV4lue",
+    b"%2d",
+    b"%2D",
+    b"+",
+    b"%20",
+    b"\\\"",
+    b"\\n",
+    b"Y2xpZW50LTE6czNjcjN0LVY0bHVl",
+    b"[redacted]",
+    b"\n\n",
+    b"\n",
+];
+
 /// Every target, in the order the driver runs them.
 pub fn all_targets() -> Vec<Target> {
     vec![
@@ -262,6 +300,18 @@ pub fn all_targets() -> Vec<Target> {
             run: targets::account_id,
             generate: gen::account_id,
             dict: ACCOUNT_DICT,
+        },
+        Target {
+            name: "qpay_answer",
+            run: targets::qpay_answer,
+            generate: gen::qpay_answer,
+            dict: QPAY_DICT,
+        },
+        Target {
+            name: "scrub",
+            run: targets::scrub,
+            generate: gen::scrub,
+            dict: SCRUB_DICT,
         },
     ]
 }

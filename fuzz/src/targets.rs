@@ -1021,3 +1021,241 @@ pub fn account_id(data: &[u8]) -> u64 {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// qpay_answer
+
+/// Reads `STATUS\nbody` (no newline, or a first line that is not a number: 200 and the whole
+/// input as the body).
+pub fn decode_status_body(data: &[u8]) -> (u16, String) {
+    let s = text(data);
+    if let Some((first, rest)) = first_line(&s) {
+        if let Ok(n) = first.trim().parse::<u32>() {
+            return ((n % 1000) as u16, rest.to_string());
+        }
+    }
+    (200, s.into_owned())
+}
+
+/// `core::qpay`'s readers of QPay Credentials API answers (`parse_body`, `whoami_from_json`,
+/// `created_from_json`, `roles_from_json`, `error_detail`, `api_error`) and its JSON writers
+/// (`create_client_body`, `update_roles_body`) fed with the answer's strings: never panic; an
+/// accepted body is an object or array; fields come back exactly as sent; a created client's
+/// `Debug` never depends on its secret; every body written parses back (with `core::json`) to
+/// exactly the strings put in.
+pub fn qpay_answer(data: &[u8]) -> u64 {
+    use qbank_connect::core::qpay::{
+        api_error, create_client_body, created_from_json, error_detail, parse_body,
+        roles_from_json, update_roles_body, whoami_from_json,
+    };
+    let (status, body) = decode_status_body(data);
+    let detail = error_detail(&body);
+    let e = api_error(status, detail.as_deref());
+    assert_eq!(e.status, Some(status));
+    assert!(e.may_have_reached_server);
+    if let Some(d) = detail.as_deref().filter(|d| !d.is_empty()) {
+        assert!(
+            e.message.ends_with(d),
+            "detail not at the end of {:?}",
+            e.message
+        );
+    }
+    let parsed = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            assert_eq!(e.code, ErrorCode::InvalidResponse);
+            return signature(&["bad body", &e.message]);
+        }
+    };
+    assert!(matches!(parsed, Json::Object(_) | Json::Array(_)));
+    let mut sig = vec!["ok"];
+    if let Ok(w) = whoami_from_json(&parsed) {
+        assert!(!w.tenant_type.is_empty() && !w.tenant_id.is_empty());
+        sig.push("whoami");
+    }
+    if let Ok(c) = created_from_json(&parsed) {
+        assert!(!c.client_secret.expose().is_empty());
+        let other = qbank_connect::core::qpay::CreatedClient {
+            client_secret: Secret::new("x"),
+            ..c.clone()
+        };
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{other:?}"),
+            "Debug shows the secret"
+        );
+        sig.push("created");
+    }
+    let roles = roles_from_json(&parsed);
+    if roles.is_ok() {
+        sig.push("roles");
+    }
+    // The writers, with the answer's own strings as input.
+    let mut strings = Vec::new();
+    json_strings(&parsed, &mut strings);
+    let strings: Vec<String> = strings.into_iter().map(String::from).collect();
+    let (tenant, name) = (
+        strings.first().cloned().unwrap_or_default(),
+        strings.get(1).cloned().unwrap_or_default(),
+    );
+    let roles_in: Vec<String> = roles.unwrap_or_else(|_| strings.iter().skip(2).cloned().collect());
+    if let Ok(out) = create_client_body(&tenant, &name, &roles_in) {
+        let v = json::parse(&out).unwrap_or_else(|e| panic!("{out:?}: {}", e.describe()));
+        assert_eq!(
+            v.get("tenant_id").and_then(Json::as_str),
+            Some(tenant.as_str())
+        );
+        assert_eq!(v.get("name").and_then(Json::as_str), Some(name.as_str()));
+        let back: Option<Vec<&str>> = v
+            .get("roles")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(Json::as_str).collect());
+        assert_eq!(back, Some(roles_in.iter().map(String::as_str).collect()));
+        sig.push("create body");
+    }
+    if let Ok(out) = update_roles_body(&roles_in) {
+        let v = json::parse(&out).unwrap_or_else(|e| panic!("{out:?}: {}", e.describe()));
+        assert_eq!(
+            v.get("roles").and_then(Json::as_array).map(<[Json]>::len),
+            Some(roles_in.len())
+        );
+    }
+    signature(&sig)
+}
+
+// ---------------------------------------------------------------------------------------------
+// scrub
+
+/// Reads `CLIENT_ID\nSECRET\nOTHER…\n\ntext`: the lines before the first empty line, then the
+/// text (no empty line: the whole input is the text, with a fixed id and secret).
+pub fn decode_scrub_input(data: &[u8]) -> (Vec<String>, String) {
+    let s = text(data);
+    match s.split_once("\n\n") {
+        Some((head, body)) => (
+            head.split('\n').map(String::from).collect(),
+            body.to_string(),
+        ),
+        None => (
+            vec!["client-1".to_string(), "s3cr3t-V4lue".to_string()],
+            s.into_owned(),
+        ),
+    }
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+fn pct(s: &str, keep: impl Fn(u8) -> bool, space_plus: bool, lower: bool) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else if space_plus && b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            for nibble in [b >> 4, b & 15] {
+                let c = char::from(HEX_UPPER[usize::from(nibble)]);
+                out.push(if lower { c.to_ascii_lowercase() } else { c });
+            }
+        }
+    }
+    out
+}
+
+/// Every form `scrub` promises to find a secret in: as is, form-urlencoded and percent-encoded
+/// (upper- and lower-case hex), and JSON-string-escaped; written here from the specs.
+pub fn secret_forms(s: &str) -> Vec<String> {
+    let form = |b: u8| b.is_ascii_alphanumeric() || b"*-._".contains(&b);
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    let mut json = String::new();
+    oracle::write_json_string(s, &mut json);
+    let json = json[1..json.len() - 1]
+        .replace("\\u000a", "\\n")
+        .replace("\\u000d", "\\r")
+        .replace("\\u0009", "\\t");
+    vec![
+        s.to_string(),
+        pct(s, form, true, false),
+        pct(s, form, true, true),
+        pct(s, unreserved, false, false),
+        pct(s, unreserved, false, true),
+        json,
+    ]
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `core::redact::scrub` with `secret_variants(id, secret)` and further secrets, on any text:
+/// never panics; no secret of 4 or more characters survives in any form `scrub` promises (as
+/// is, form- or percent-encoded with either case of hex, JSON-escaped, and for the client
+/// secret the Basic credential in both encodings) — checked between the `[redacted]` marks, so
+/// a secret that only appears by joining a mark to its neighbours is not counted; and text
+/// holding none of them comes back unchanged.
+pub fn scrub(data: &[u8]) -> u64 {
+    use qbank_connect::core::redact::{scrub, secret_variants, MIN_SECRET_CHARS, REDACTED};
+    let (lines, body) = decode_scrub_input(data);
+    let id = lines.first().cloned().unwrap_or_default();
+    let secret = lines.get(1).cloned().unwrap_or_default();
+    let mut list = secret_variants(&id, &secret);
+    list.extend(lines.iter().skip(2).cloned());
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    let out = scrub(&body, &refs);
+
+    let mut forbidden: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        if s.chars().count() >= MIN_SECRET_CHARS {
+            forbidden.extend(secret_forms(s));
+        }
+    };
+    add(&secret);
+    for extra in lines.iter().skip(2) {
+        add(extra);
+    }
+    if secret.chars().count() >= MIN_SECRET_CHARS {
+        let form = |b: u8| b.is_ascii_alphanumeric() || b"*-._".contains(&b);
+        let rfc = format!(
+            "{}:{}",
+            pct(&id, form, true, false),
+            pct(&secret, form, true, false)
+        );
+        forbidden.push(base64(rfc.as_bytes()));
+        forbidden.push(base64(format!("{id}:{secret}").as_bytes()));
+    }
+    for piece in out.split(REDACTED) {
+        for f in &forbidden {
+            assert!(!piece.contains(f.as_str()), "{f:?} survives in {out:?}");
+        }
+    }
+    let found = forbidden.iter().any(|f| body.contains(f.as_str()));
+    // What scrub looks for is wider than what it promises (each variant in each encoding, so
+    // double encodings too): text holding none of that must come back as it was.
+    let looked_for: Vec<String> = refs
+        .iter()
+        .filter(|r| r.chars().count() >= MIN_SECRET_CHARS)
+        .flat_map(|r| secret_forms(r))
+        .collect();
+    if !found && !looked_for.iter().any(|f| body.contains(f.as_str())) {
+        assert_eq!(out, body, "text without secrets was changed");
+    }
+    signature(&[
+        if found { "found" } else { "clean" },
+        bucket(out.matches(REDACTED).count()),
+    ])
+}

@@ -66,3 +66,29 @@ fn outcome_signatures_tell_outcomes_apart() {
     assert_ne!(ok, limited);
     assert_eq!(limited, limited_again);
 }
+
+#[test]
+fn secret_forms_are_the_promised_encodings() {
+    let forms = qbank_connect_fuzz::targets::secret_forms("a b/é\"\n");
+    for expected in [
+        "a b/é\"\n",
+        "a+b%2F%C3%A9%22%0A",
+        "a+b%2f%c3%a9%22%0a",
+        "a%20b%2F%C3%A9%22%0A",
+        "a%20b%2f%c3%a9%22%0a",
+        "a b/é\\\"\\n",
+    ] {
+        assert!(
+            forms.iter().any(|f| f == expected),
+            "{expected:?} not in {forms:?}"
+        );
+    }
+}
+
+#[test]
+fn a_surviving_secret_would_be_caught() {
+    // The scrub target's check, run on text that was *not* scrubbed, must object.
+    let forms = qbank_connect_fuzz::targets::secret_forms("s3cr3t-V4lue");
+    let text = "echo: s3cr3t-V4lue";
+    assert!(forms.iter().any(|f| text.contains(f.as_str())));
+}

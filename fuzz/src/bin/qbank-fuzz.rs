@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! qbank-fuzz [--seconds N] [--iterations N] [--targets a,b] [--seed N]
-//!            [--corpus DIR] [--artifacts DIR] [--summary FILE]
+//!            [--corpus DIR] [--artifacts DIR] [--summary FILE] [--save-kept DIR]
 //! qbank-fuzz replay <target> <file>...     run files through one target, report each
 //! qbank-fuzz list                          the targets
 //! ```
@@ -40,6 +40,9 @@ struct Options {
     corpus: PathBuf,
     artifacts: PathBuf,
     summary: PathBuf,
+    /// Where to write the inputs kept for mutation (seeds and new outcomes), one folder per
+    /// target, e.g. to measure their coverage with the libFuzzer build.
+    save_kept: Option<PathBuf>,
 }
 
 thread_local! {
@@ -50,7 +53,7 @@ thread_local! {
 fn usage() -> ! {
     eprintln!(
         "usage: qbank-fuzz [--seconds N] [--iterations N] [--targets a,b] [--seed N] \
-         [--corpus DIR] [--artifacts DIR] [--summary FILE]\n       qbank-fuzz replay <target> <file>...\n       qbank-fuzz list"
+         [--corpus DIR] [--artifacts DIR] [--summary FILE] [--save-kept DIR]\n       qbank-fuzz replay <target> <file>...\n       qbank-fuzz list"
     );
     std::process::exit(2)
 }
@@ -67,6 +70,7 @@ fn main() {
         corpus: here.join("corpus"),
         artifacts: here.join("artifacts"),
         summary: here.join("../target/fuzz-summary.json"),
+        save_kept: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -90,6 +94,7 @@ fn main() {
             "--corpus" => opts.corpus = val().into(),
             "--artifacts" => opts.artifacts = val().into(),
             "--summary" => opts.summary = val().into(),
+            "--save-kept" => opts.save_kept = Some(val().into()),
             _ => usage(),
         }
     }
@@ -264,9 +269,16 @@ fn fuzz_target(t: &Target, opts: &Options, seed: u64, watch: &Watchdog) -> Repor
         }
         match outcome {
             Ok(sig) => {
-                // Keep inputs that reach an outcome not seen before, and a few others.
-                if (seen.insert(sig) || rng.one_in(4096)) && pool.len() < MAX_POOL {
-                    pool.push(input.clone());
+                // Keep inputs that reach an outcome not seen before, and a few others; once the
+                // pool is full, a new outcome replaces a kept input (never a seed).
+                let new = seen.insert(sig);
+                if pool.len() < MAX_POOL {
+                    if new || rng.one_in(4096) {
+                        pool.push(input.clone());
+                    }
+                } else if new && seed_count < MAX_POOL {
+                    let i = seed_count + rng.below(MAX_POOL - seed_count);
+                    pool[i].clone_from(&input);
                 }
             }
             Err((location, message)) => {
@@ -286,6 +298,11 @@ fn fuzz_target(t: &Target, opts: &Options, seed: u64, watch: &Watchdog) -> Repor
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    if let Some(dir) = &opts.save_kept {
+        for input in &pool {
+            write_artifact(dir, t.name, "kept", input);
+        }
+    }
     // The slowest execution again, best of three: a one-off stall of the machine is not the
     // parser's, a slow input is.
     let slowest = (0..3)
