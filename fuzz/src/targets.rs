@@ -204,7 +204,8 @@ fn token_fixed_text() -> &'static str {
 /// `core::oauth::parse_token_response` on any status, headers (`Retry-After` among them) and
 /// body: never panics, is deterministic, and:
 /// - a success is a 2xx whose body is a JSON object without an `error`, with a b64token
-///   `access_token` equal to the body's, `token_type` Bearer, `expires_in` within ten years,
+///   `access_token` equal to the body's, `token_type` Bearer, `expires_in_ms` exactly a
+///   reference reading of `expires_in` (a number or numeric string, ≥ 0, truncated, ≤ 10 years),
 ///   and `jwt_exp_ms` equal to [`jwt_exp_ms`] of the token; its `Debug` never shows the token;
 /// - a failure carries the status, `may_have_reached_server`, exactly the `Retry-After` delay
 ///   (capped), is a `token_endpoint_error` for every 3xx, and its message repeats no string of
@@ -242,9 +243,12 @@ pub fn token_response(data: &[u8]) -> u64 {
             assert_eq!(body.get("access_token").and_then(Json::as_str), Some(tok));
             let tt = body.get("token_type").and_then(Json::as_str);
             assert!(tt.is_some_and(|t| t.eq_ignore_ascii_case("bearer")));
-            if let Some(ms) = t.expires_in_ms {
-                assert!(ms <= MAX_EXPIRES_IN_SECS * 1000, "expires_in_ms {ms}");
-            }
+            assert_eq!(
+                t.expires_in_ms,
+                expected_expires_in_ms(body.get("expires_in")),
+                "expires_in {:?}",
+                body.get("expires_in")
+            );
             assert_eq!(t.jwt_exp_ms, jwt_exp_ms(tok));
             // Debug does not depend on the token at all.
             let other = TokenResponse {
@@ -590,13 +594,13 @@ fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `floor(value × 1000)` of a non-negative JSON number text, if it fits a `u64`.
-fn seconds_to_ms(text: &str) -> Option<u64> {
+/// `floor(value × 10^scale)` of a non-negative JSON number text, if it fits a `u64`.
+fn scaled_floor(text: &str, scale: i64) -> Option<u64> {
     if text.starts_with('-') {
         return None;
     }
     let (_, digits, point) = oracle::decimal_value(text)?;
-    let keep = point + 3;
+    let keep = point + scale;
     if digits.is_empty() || keep <= 0 {
         return Some(0);
     }
@@ -609,6 +613,54 @@ fn seconds_to_ms(text: &str) -> Option<u64> {
         int.push('0');
     }
     u64::try_from(int.parse::<u128>().ok()?).ok()
+}
+
+/// `floor(value × 1000)` of a non-negative JSON number text, if it fits a `u64`.
+fn seconds_to_ms(text: &str) -> Option<u64> {
+    scaled_floor(text, 3)
+}
+
+/// RFC 8259's number grammar, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number_text(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(i),
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return false;
+        }
+        i += 1 + n;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == b.len()
+}
+
+/// What `expires_in` should give, in milliseconds: a JSON number, or a string holding exactly
+/// a JSON number, non-negative, truncated to whole seconds, at most ten years.
+fn expected_expires_in_ms(v: Option<&Json>) -> Option<u64> {
+    let text = match v? {
+        Json::Number(n) => n.as_str(),
+        Json::String(s) if is_json_number_text(s) => s.as_str(),
+        _ => return None,
+    };
+    let secs = scaled_floor(text, 0)?;
+    (secs <= MAX_EXPIRES_IN_SECS).then(|| secs * 1000)
 }
 
 /// `core::oauth::jwt_exp_ms` on any token: never panics, and equals a reference reading of
