@@ -240,16 +240,14 @@ fn fuzz_target(t: &Target, opts: &Options, seed: u64, watch: &Watchdog) -> Repor
         } else if executions.is_multiple_of(64) && Instant::now() >= deadline {
             break;
         }
-        // The seeds first, then: 20% generated, 70% mutated, 10% random bytes.
+        // The seeds first, then: 30% generated, 60% mutated, 10% random bytes.
         input.clear();
         if let Some(s) = pending_seeds.next() {
             input.extend_from_slice(&s);
         } else {
             match rng.below(10) {
-                0 | 1 => input.extend((t.generate)(&mut rng)),
-                2 if !pool.is_empty() => input.extend((t.generate)(&mut rng)),
                 9 => input.extend(mutate::random_bytes(&mut rng, 512)),
-                _ if pool.is_empty() => input.extend((t.generate)(&mut rng)),
+                k if k <= 2 || pool.is_empty() => input.extend((t.generate)(&mut rng)),
                 _ => {
                     input.extend_from_slice(&pool[rng.below(pool.len())]);
                     let other = &pool[rng.below(pool.len())];
