@@ -581,8 +581,11 @@ pub fn parse_http_date_ms(value: &str, now: Millis) -> Option<Millis> {
             c.lit(b" ")?;
             hms = c.time()?;
             c.lit(b" GMT")?;
-            // RFC 9110: the year with these last two digits within 50 years of now.
-            let now_year = 1970 + (now / 86_400_000).saturating_mul(400) / 146_097;
+            // RFC 9110: the year with these last two digits within 50 years of now. The
+            // current year is computed exactly: an estimate from the average year length is
+            // a year behind on some New Year's days, which moves the 50-year window.
+            // (`now / 86_400_000` is below 2^38, so the cast is exact.)
+            let now_year = year_from_days((now / 86_400_000) as i64).unsigned_abs();
             let mut y = now_year - now_year % 100 + u64::from(yy);
             if y > now_year + 50 {
                 y -= 100;
@@ -697,6 +700,19 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian year of a day count since 1970-01-01 (H. Hinnant's
+/// civil_from_days, year only).
+fn year_from_days(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    // March-based months: mp 10 and 11 are January and February of the next year.
+    era * 400 + yoe + i64::from(mp >= 10)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -1307,6 +1323,41 @@ mod tests {
             parse_http_date_ms("Friday, 01-Feb-80 00:00:00 GMT", y2024),
             parse_http_date_ms("Fri, 01 Feb 1980 00:00:00 GMT", 0)
         );
+    }
+
+    #[test]
+    fn rfc850_two_digit_years_use_the_exact_current_year_on_new_years_day() {
+        // Found by fuzzing (fuzz/, target retry_after): the current year was estimated as
+        // 1970 + days × 400 / 146097, which is a year behind on 1 January of 2024, 2028, …,
+        // so on 2028-01-01 "78" was read as 1978 (a date long past: retry at once) instead of
+        // 2078 (50 years ahead, within the window: wait).
+        let new_years_day_2028 = 1_830_340_800_000; // 2028-01-01T12:00:00Z
+        assert_eq!(
+            parse_http_date_ms("Saturday, 01-Jan-78 00:00:00 GMT", new_years_day_2028),
+            Some(3_408_220_800_000) // 2078-01-01
+        );
+        assert_eq!(
+            parse_retry_after("Saturday, 01-Jan-78 00:00:00 GMT", new_years_day_2028),
+            Some(RETRY_AFTER_CAP_MS)
+        );
+        // The fuzzer's own input: 2156-01-01 and "06" is 2206, not 2106.
+        assert_eq!(
+            parse_http_date_ms("Wednesday, 05-Sep-06 11:41:00 GMT", 5_869_639_387_577),
+            parse_http_date_ms("Wed, 05 Sep 2206 11:41:00 GMT", 0)
+        );
+        for (days, year) in [
+            (0, 1970),
+            (364, 1970),
+            (365, 1971),
+            (10_956, 1999),
+            (10_957, 2000),
+            (19_722, 2023),
+            (19_723, 2024),
+            (21_183, 2027),
+            (21_184, 2028),
+        ] {
+            assert_eq!(year_from_days(days), year, "day {days}");
+        }
     }
 
     #[test]

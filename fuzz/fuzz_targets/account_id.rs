@@ -1,0 +1,6 @@
+//! cargo-fuzz (libFuzzer) entry point; the checks live in `qbank_connect_fuzz::targets`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    qbank_connect_fuzz::targets::account_id(data);
+});
