@@ -15,7 +15,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 comma := ,
 step = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench soak reliability
+.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench soak reliability fuzz fuzz-check fuzz-libfuzzer
 
 help:
 	@echo "make demo   - build the package and run the demo"
@@ -91,7 +91,7 @@ serve: worker-example
 
 ## ---- tests ----
 
-test: package lint test-rust test-wasm test-js
+test: package lint fuzz-check test-rust test-wasm test-js
 	@printf '\n==> all tests passed\n'
 
 lint:
@@ -134,6 +134,40 @@ soak: package
 	$(call step,soak: 1M cached getToken (fast path and wasm) + 100k getBalance + 2000 of each token lifecycle)
 	@mkdir -p target/soak
 	node --expose-gc tests/soak/soak.mjs --json target/soak/soak.json
+
+## ---- fuzzing (fuzz/: its own workspace, never part of the wasm build) ----
+
+# Seconds per target; 10 targets, so the default is about 3 minutes with the build.
+FUZZ_SECONDS ?= 15
+
+fuzz:
+	$(call step,fuzz the core parsers: $(FUZZ_SECONDS) s per target (stable Rust; figures in target/fuzz-summary.json))
+	cd fuzz && cargo run --release --quiet --bin qbank-fuzz -- --seconds $(FUZZ_SECONDS) --summary ../target/fuzz-summary.json
+
+# The fuzz crate's own format, lints and tests (`make lint` and `cargo test` do not see it).
+fuzz-check:
+	$(call step,fuzz/: cargo fmt --check / clippy -D warnings / cargo test)
+	cd fuzz && cargo fmt --check && cargo clippy --all-targets -- -D warnings && cargo test --release
+
+# Coverage-guided: the same targets under libFuzzer with AddressSanitizer, through cargo-fuzz
+# (installed from crates.io on first use). RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
+# the -Z flags cargo-fuzz passes, so no nightly is needed.
+fuzz-libfuzzer:
+	$(call step,cargo fuzz (libFuzzer + ASan): $(FUZZ_SECONDS) s per target)
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for t in $$(cd fuzz && cargo run --release --quiet --bin qbank-fuzz -- list); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  if RUSTC_BOOTSTRAP=1 cargo fuzz run --features libfuzzer $$t target/fuzz-corpus/$$t fuzz/corpus/$$t \
+	       -- -max_total_time=$(FUZZ_SECONDS) > target/fuzz-libfuzzer-$$t.log 2>&1; \
+	  then printf '   %-17s %s\n' $$t "$$(grep -E '^Done' target/fuzz-libfuzzer-$$t.log)"; \
+	  else tail -30 target/fuzz-libfuzzer-$$t.log; echo "   $$t crashed: input in fuzz/artifacts/$$t/"; exit 1; fi; \
+	done
+
+# Everything behind the README's Reliability figures: the JavaScript suite under the leak scanner
+# (fault matrix, bad configurations), fuzzing, the soak; then the figures, checked.
+reliability: package test-js fuzz soak
+	$(call step,reliability figures: fault cases$(comma) bad configurations$(comma) strings scanned$(comma) fuzzing$(comma) soak)
+	node tests/reliability/figures.mjs --check
 
 clean:
 	rm -rf target/pkg-raw pkg worker-example/dist bench/work
