@@ -15,7 +15,7 @@ import { gzipSync } from "node:zlib";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, statSync } from "node:fs";
 import { join, relative, dirname } from "node:path";
 import { cpus } from "node:os";
-import { ROOT, BIN, PKG, run } from "../tests/js/harness.mjs";
+import { ROOT, BIN, PKG, run, stopChild } from "../tests/js/harness.mjs";
 import { startWorker, WORKER_BUILD } from "./workerd.mjs";
 import { packageSizes } from "../tests/js/size.mjs";
 import { renderMarkdown } from "./report.mjs";
@@ -134,13 +134,6 @@ function spawnJsonLine(cmd, args, opts = {}) {
     };
     child.stdout.on("data", onData);
     child.on("exit", (code) => reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err}`)));
-  });
-}
-function stopChild(child) {
-  return new Promise((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) return res();
-    child.once("exit", () => res());
-    child.kill("SIGTERM");
   });
 }
 

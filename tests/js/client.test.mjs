@@ -3,25 +3,25 @@
 // (nothing sent), the 401 refresh-and-retry-once path proven by the sandbox counters, 403/404/
 // 429/503/4xx answers, redirects that never carry the token elsewhere, invalid balance bodies,
 // the origin-locked authorized fetch, and no error ever holding the client secret or a token.
-import { describe, it, before, after, beforeEach, afterEach } from "node:test";
+import { describe, it, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { inspect } from "node:util";
 import { randomBytes } from "node:crypto";
-import { startSandbox, SEED_ACCOUNTS } from "../servers/sandbox.mjs";
+import { SEED_ACCOUNTS } from "../servers/sandbox.mjs";
 import {
-  PKG_URL,
+  QBankClient,
   assertNoneContain,
   assertQBankError,
+  assertSandboxCounts,
   errorRenderings,
   rejectionOf,
+  sandboxSuite,
   secretForms,
+  settledCounters,
+  startOtherOrigin,
   thrownBy,
   tokenForms,
-  until,
 } from "./token-support.mjs";
-
-const { QBankClient } = await import(PKG_URL);
 
 const CLIENT = {
   clientId: "client-test",
@@ -212,61 +212,26 @@ async function expectError(promise, code, fields = {}) {
   return err;
 }
 
-/** A loopback server on another origin, standing in for where a redirect or escape points. */
-async function startOtherOrigin() {
-  const seen = [];
-  const server = http.createServer((req, res) => {
-    seen.push({ url: req.url, authorization: req.headers.authorization });
-    req.resume();
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end('{"account_id":"acct-realtime","available_balance":"666.00","ledger_balance":"666.00"}');
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    seen,
-    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
-  };
-}
-
-const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
-
 describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
+  const suite = sandboxSuite({
+    sandbox: { clients: [CLIENT, NARROW], accounts: EXTRA_ACCOUNTS },
+    clientDefaults: { fetch: recordingFetch },
+  });
+  // makeClient(): a client of the sandbox for CLIENT (or `client`), closed after the test.
+  const { makeClient } = suite;
   let sb;
   let other;
-  const made = [];
-
   before(async () => {
-    sb = await startSandbox({ clients: [CLIENT, NARROW], accounts: EXTRA_ACCOUNTS });
-    other = await startOtherOrigin();
+    sb = suite.sb;
+    other = await startOtherOrigin('{"account_id":"acct-realtime","available_balance":"666.00","ledger_balance":"666.00"}');
   });
   beforeEach(() => {
-    sb.control.reset({ all: true });
     other.seen.length = 0;
     clearSent();
   });
-  afterEach(() => {
-    for (const bank of made.splice(0)) bank.close();
-  });
   after(async () => {
-    for (const bank of made.splice(0)) bank.close();
-    await sb?.close();
     await other?.close();
   });
-
-  /** A client of the sandbox for CLIENT (or `client`), closed after the test. */
-  function makeClient({ client = CLIENT, ...options } = {}) {
-    const bank = new QBankClient({
-      environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
-      clientId: client.clientId,
-      clientSecret: client.clientSecret,
-      allowInsecureHttp: true,
-      fetch: recordingFetch,
-      ...options,
-    });
-    made.push(bank);
-    return bank;
-  }
 
   /**
    * A client that already holds a token (one getBalance done), with the sandbox counters, the
@@ -282,23 +247,8 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
 
   const currentToken = async (bank) => (await bank.tokens.getToken()).accessToken;
 
-  /** The sandbox counters once each API answer is counted (a status is counted when its response closes). */
-  async function settledCounters() {
-    await until(() => {
-      const c = sb.control.counters();
-      return sum(c.apiByStatus) === c.apiRequests;
-    }, "the sandbox to count every API answer", 3000);
-    return sb.control.counters();
-  }
-
   /** Asserts the sandbox saw exactly this many token and API requests (and API statuses, if given). */
-  async function assertCounts({ tokenRequests, apiRequests, apiByStatus }) {
-    const c = await settledCounters();
-    assert.equal(c.tokenRequests, tokenRequests, "token requests the sandbox saw");
-    assert.equal(c.apiRequests, apiRequests, "API requests the sandbox saw");
-    if (apiByStatus) assert.deepEqual(c.apiByStatus, apiByStatus, "API answers by status");
-    assert.equal(c.securityViolations, 0, "no token or secret in a URL");
-  }
+  const assertCounts = (expected) => assertSandboxCounts(sb, expected);
 
   /** Nothing at all was handed to fetch, and the sandbox saw no token or API request. */
   async function assertNothingSent() {
@@ -474,7 +424,7 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       sb.control.revoke();
       const all = await Promise.all(Array.from({ length: 100 }, () => bank.getBalance("acct-sig20")));
       for (const b of all) assert.deepEqual(b, EXPECTED["acct-sig20"]);
-      const c = await settledCounters();
+      const c = await settledCounters(sb);
       assert.equal(c.tokenRequests, 1, "exactly one new token request");
       assert.equal(c.apiByStatus[200], 100, "every caller got its balance");
       assert.ok((c.apiByStatus[401] ?? 0) <= 100, "at most one refused request per caller");

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BIN, PKG, ROOT, freePort } from "./harness.mjs";
+import { BIN, PKG, ROOT, freePort, serveWorkerd, stopChild, writeWorkerdConfig } from "./harness.mjs";
 
 export const EXAMPLE = join(ROOT, "worker-example");
 export const DIST = join(EXAMPLE, "dist");
@@ -157,66 +157,16 @@ export async function startWorkerdExample({ name = "worker", bindings = {}, guar
   for (const f of files) {
     modules.push(f.endsWith(".wasm") ? `(name = "${f}", wasm = embed "${f}")` : `(name = "${f}", esModule = embed "${f}")`);
   }
-  const all = { ...cfg.vars, ...bindings };
-  const bindingLines = Object.entries(all).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`);
   port ??= await freePort();
-  writeFileSync(
-    join(dir, "config.capnp"),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .mainWorker),
-    (name = "internet", network = (allow = ["public", "private", "local"], tlsOptions = (trustBrowserCas = true))),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const mainWorker :Workerd.Worker = (
-  modules = [ ${modules.join(",\n    ")} ],
-  bindings = [ ${bindingLines.join(",\n    ")} ],
-  compatibilityDate = ${JSON.stringify(cfg.compatibilityDate)},
-  compatibilityFlags = ${JSON.stringify(cfg.compatibilityFlags)},
-  globalOutbound = "internet",
-);
-`,
-  );
-  const child = spawn(join(BIN, "workerd"), ["serve", join(dir, "config.capnp"), "--experimental", ...(verbose ? ["--verbose"] : [])], {
-    cwd: dir,
-    stdio: ["ignore", "pipe", "pipe"],
+  writeWorkerdConfig(dir, {
+    port,
+    modules,
+    bindings: { ...cfg.vars, ...bindings },
+    compatibilityDate: cfg.compatibilityDate,
+    compatibilityFlags: cfg.compatibilityFlags,
   });
-  const url = `http://127.0.0.1:${port}`;
-  return waitUntilServing(child, url, "workerd");
-}
-
-/** Resolves once `url` accepts a TCP connection (a GET of a path the examples answer 404 to: no token is fetched). */
-async function waitUntilServing(child, url, what) {
-  let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${log}`);
-    try {
-      await fetch(url + "/__ready");
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`${what} did not start: ${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    url,
-    log: () => log,
-    stop: () =>
-      new Promise((res) => {
-        if (child.exitCode !== null || child.signalCode !== null) return res();
-        const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
-        child.once("exit", () => (clearTimeout(kill), res()));
-        child.kill("SIGTERM");
-      }),
-  };
+  // Ready once it answers /__ready, a path the example answers 404 to (no token is fetched).
+  return serveWorkerd(dir, port, { verbose, timeoutMs: 30_000 });
 }
 
 /** The commands that run worker-example's servers, as its package.json scripts do. */
@@ -253,17 +203,7 @@ export async function startExampleServer(kind, env) {
     child.once("exit", (code) => (clearTimeout(timer), reject(new Error(`${kind} server exited (${code}): ${log}`))));
   });
   child.stdout.on("data", (d) => (log += d));
-  return {
-    url,
-    log: () => log,
-    stop: () =>
-      new Promise((res) => {
-        if (child.exitCode !== null || child.signalCode !== null) return res();
-        const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
-        child.once("exit", () => (clearTimeout(kill), res()));
-        child.kill("SIGTERM");
-      }),
-  };
+  return { url, log: () => log, stop: () => stopChild(child) };
 }
 
 /** The QBANK_* settings for a local sandbox started with startSandbox(). */

@@ -1,5 +1,6 @@
 // Shared helpers for the JavaScript tests: paths, child processes, free ports, a scratch consumer
-// project that installs the packed package the way users do, and a workerd runner.
+// project that installs the packed package the way users do, and a workerd runner (its parts are
+// shared with tests/js/examples.mjs and bench/workerd.mjs).
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { createServer } from "node:net";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, copyFileSync } from "node:fs";
@@ -63,43 +64,45 @@ export function consumerFile(name, text) {
 }
 
 /**
- * Bundles a Worker script from the consumer project the way wrangler does (esbuild with the
- * workerd/worker/browser conditions, `.wasm` kept as a separate module), then serves it with a
- * real workerd process on loopback. Returns { url, bundle, modules, stop() }.
+ * esbuild options that bundle a Worker the way wrangler does: the workerd/worker/browser
+ * conditions, ESM, and each `.wasm` left as an import (wasmAsModules makes it its own module).
  */
-export async function startWorkerd(name, source, { bindings = {} } = {}) {
-  ensureConsumer();
-  const dir = join(CONSUMER, "workers", name);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "src.js"), source);
-  const esbuild = await import("esbuild");
-  const result = await esbuild.build({
-    entryPoints: [join(dir, "src.js")],
-    outfile: join(dir, "worker.js"),
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    external: ["*.wasm"],
-    logLevel: "silent",
-    metafile: true,
-  });
-  const bundle = readFileSync(join(dir, "worker.js"), "utf8");
-  // Copy every .wasm the bundle imports next to it, as its own module.
-  const wasmImports = [...bundle.matchAll(/from\s+"([^"]+\.wasm)"/g)].map((m) => m[1]);
+export const WORKER_BUILD = {
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  conditions: ["workerd", "worker", "browser"],
+  mainFields: ["module", "main"],
+  external: ["*.wasm"],
+  logLevel: "silent",
+  metafile: true,
+};
+
+/**
+ * Makes every `.wasm` that dir/worker.js (a WORKER_BUILD bundle) imports a workerd module of its
+ * own: copies it from `wasmPath(name)` beside the bundle and points the import at "./name".
+ * Returns { bundle, modules }: the rewritten bundle (also written back) and the workerd module
+ * list, worker.js first.
+ */
+export function wasmAsModules(dir, wasmPath) {
+  let bundle = readFileSync(join(dir, "worker.js"), "utf8");
   const modules = [`(name = "worker.js", esModule = embed "worker.js")`];
-  let rewritten = bundle;
-  for (const spec of new Set(wasmImports)) {
+  for (const spec of new Set([...bundle.matchAll(/from\s+"([^"]+\.wasm)"/g)].map((m) => m[1]))) {
     const base = spec.split("/").pop();
-    const src = resolve(dirname(join(CONSUMER, "node_modules", "qbank-connect", "x")), base);
-    copyFileSync(existsSync(src) ? src : join(PKG, base), join(dir, base));
-    rewritten = rewritten.split(`"${spec}"`).join(`"./${base}"`);
+    copyFileSync(wasmPath(base), join(dir, base));
+    bundle = bundle.split(`"${spec}"`).join(`"./${base}"`);
     modules.push(`(name = "${base}", wasm = embed "${base}")`);
   }
-  writeFileSync(join(dir, "worker.js"), rewritten);
-  const port = await freePort();
+  writeFileSync(join(dir, "worker.js"), bundle);
+  return { bundle, modules };
+}
+
+/**
+ * Writes dir/config.capnp: a "main" Worker of `modules` (the first is its main module) with
+ * `bindings` as text bindings (which is what Worker secrets are), served on 127.0.0.1:port, its
+ * outbound fetches going to the network through an "internet" service.
+ */
+export function writeWorkerdConfig(dir, { port, modules, bindings = {}, compatibilityDate = "2025-01-01", compatibilityFlags = [] }) {
   const bindingLines = Object.entries(bindings).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`);
   writeFileSync(
     join(dir, "config.capnp"),
@@ -112,47 +115,82 @@ const config :Workerd.Config = (
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
 const mainWorker :Workerd.Worker = (
-  modules = [ ${modules.join(", ")} ],
-  bindings = [ ${bindingLines.join(", ")} ],
-  compatibilityDate = "2025-01-01",
+  modules = [ ${modules.join(",\n    ")} ],
+  bindings = [ ${bindingLines.join(",\n    ")} ],
+  compatibilityDate = ${JSON.stringify(compatibilityDate)},
+  compatibilityFlags = ${JSON.stringify(compatibilityFlags)},
   globalOutbound = "internet",
 );
 `,
   );
-  const child = spawn(join(BIN, "workerd"), ["serve", join(dir, "config.capnp"), "--experimental"], {
-    cwd: dir,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+}
+
+/**
+ * Runs workerd on dir/config.capnp (written by writeWorkerdConfig for `port`) and waits until it
+ * answers `readyPath`. `spawned` sees the child process first (to track it). Returns
+ * { url, log(), stop() }.
+ */
+export async function serveWorkerd(dir, port, { readyPath = "/__ready", verbose = false, timeoutMs = 20_000, spawned = (child) => child } = {}) {
+  const args = ["serve", join(dir, "config.capnp"), "--experimental", ...(verbose ? ["--verbose"] : [])];
+  const child = spawned(spawn(join(BIN, "workerd"), args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }));
+  return untilServing(child, `http://127.0.0.1:${port}`, { what: "workerd", readyPath, timeoutMs });
+}
+
+/**
+ * Collects the output of a server `child` and resolves once `url` + `readyPath` answers (any
+ * status); fails if the child exits first or after `timeoutMs`. Returns { url, log(), stop() }.
+ */
+export async function untilServing(child, url, { what, readyPath = "/__ready", timeoutMs = 20_000 }) {
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`workerd exited: ${log}`);
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${log}`);
     try {
-      await fetch(url + "/__ready");
+      await fetch(url + readyPath);
       break;
     } catch {
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
-        throw new Error(`workerd did not start: ${log}`);
+        throw new Error(`${what} did not start: ${log}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  return {
-    url,
-    bundle: rewritten,
-    modules,
-    log: () => log,
-    stop: () =>
-      new Promise((res) => {
-        if (child.exitCode !== null) return res();
-        child.once("exit", res);
-        child.kill("SIGTERM");
-      }),
-  };
+  return { url, log: () => log, stop: () => stopChild(child) };
+}
+
+/** Stops a child process with SIGTERM (SIGKILL if it is still running 5 s later); resolves once it has exited. */
+export function stopChild(child) {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+    child.once("exit", () => (clearTimeout(kill), res()));
+    child.kill("SIGTERM");
+  });
+}
+
+/**
+ * Bundles a Worker script from the consumer project the way wrangler does (WORKER_BUILD), then
+ * serves it with a real workerd process on loopback. Returns { url, bundle, modules, log(), stop() }.
+ */
+export async function startWorkerd(name, source, { bindings = {} } = {}) {
+  ensureConsumer();
+  const dir = join(CONSUMER, "workers", name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "src.js"), source);
+  const esbuild = await import("esbuild");
+  await esbuild.build({ ...WORKER_BUILD, entryPoints: [join(dir, "src.js")], outfile: join(dir, "worker.js") });
+  // Each .wasm from the installed package (pkg/ if it is not there).
+  const { bundle, modules } = wasmAsModules(dir, (base) => {
+    const installed = join(CONSUMER, "node_modules", "qbank-connect", base);
+    return existsSync(installed) ? installed : join(PKG, base);
+  });
+  const port = await freePort();
+  writeWorkerdConfig(dir, { port, modules, bindings });
+  return { ...(await serveWorkerd(dir, port)), bundle, modules };
 }
 
 /** Lists files below a folder (relative paths). */

@@ -7,15 +7,12 @@
 // that echo the token, and recovery after every API failure.
 //
 // Figures: target/reliability/fault-matrix/matrix.api.json.
-import { describe, before, after, beforeEach, afterEach } from "node:test";
+import { describe, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { randomBytes } from "node:crypto";
-import { startSandbox } from "../servers/sandbox.mjs";
-import { PKG_URL, assertNoneContain, assertQBankError, errorRenderings, rejectionOf, secretForms, sleep, tokenForms, until } from "./token-support.mjs";
+import { assertNoneContain, assertQBankError, assertSandboxCounts, errorRenderings, rejectionOf, sandboxSuite, secretForms, settledCounters, sleep, startOtherOrigin, tokenForms } from "./token-support.mjs";
 import { caseRecorder, startStub } from "../reliability/support.mjs";
 
-const { QBankClient } = await import(PKG_URL);
 const rec = caseRecorder("fault-matrix", import.meta.url);
 
 const CLIENT = {
@@ -26,58 +23,26 @@ const CLIENT = {
 const DOC = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 const DOC_BALANCE = { accountId: DOC, availableBalance: "1234.56", ledgerBalance: "1300.00", currency: "USD", asOf: "2026-11-20" };
 const bearer = (params) => `Bearer realm="qbank"${params ? `, ${params}` : ""}`;
-const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 
 const issued = new Set();
 const forbidden = () => ({ ...tokenForms(issued), ...secretForms(CLIENT.clientId, CLIENT.clientSecret) });
 
 describe("fault matrix: QBank API", { timeout: 120_000 }, () => {
+  const suite = sandboxSuite({ sandbox: { clients: [CLIENT] }, rec, clientDefaults: { autoRefresh: false } });
+  const { makeClient } = suite;
   let sb;
   let other;
-  const made = [];
-
   before(async () => {
-    sb = await startSandbox({ clients: [CLIENT] });
-    const seen = [];
-    const server = http.createServer((req, res) => {
-      seen.push({ url: req.url, authorization: req.headers.authorization });
-      req.resume();
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(`{"account_id":"${DOC}","available_balance":"666.00","ledger_balance":"666.00"}`);
-    });
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-    other = {
-      url: `http://127.0.0.1:${server.address().port}`,
-      seen,
-      close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
-    };
+    sb = suite.sb;
+    other = await startOtherOrigin(`{"account_id":"${DOC}","available_balance":"666.00","ledger_balance":"666.00"}`);
   });
   beforeEach(() => {
-    sb.control.reset({ all: true });
     other.seen.length = 0;
   });
-  afterEach(() => {
-    for (const b of made.splice(0)) b.close();
-  });
   after(async () => {
-    for (const b of made.splice(0)) b.close();
-    await sb?.close();
     await other?.close();
-    rec.write();
   });
 
-  function makeClient(options = {}) {
-    const bank = new QBankClient({
-      environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      allowInsecureHttp: true,
-      autoRefresh: false,
-      ...options,
-    });
-    made.push(bank);
-    return bank;
-  }
   const currentToken = async (bank) => {
     const t = (await bank.tokens.getToken()).accessToken;
     issued.add(t);
@@ -96,22 +61,8 @@ describe("fault matrix: QBank API", { timeout: 120_000 }, () => {
     const { raw, ...rest } = b;
     return rest;
   };
-  async function settled(requireStatuses = true) {
-    if (requireStatuses) {
-      await until(() => {
-        const c = sb.control.counters();
-        return sum(c.apiByStatus) === c.apiRequests;
-      }, "the sandbox to count every API answer", 3000);
-    }
-    return sb.control.counters();
-  }
-  async function assertCounts({ tokenRequests, apiRequests, apiByStatus }, requireStatuses = true) {
-    const c = await settled(requireStatuses);
-    assert.equal(c.tokenRequests, tokenRequests, "token requests the sandbox saw");
-    assert.equal(c.apiRequests, apiRequests, "API requests the sandbox saw");
-    if (apiByStatus) assert.deepEqual(c.apiByStatus, apiByStatus, "API answers by status");
-    assert.equal(c.securityViolations, 0);
-  }
+  const settled = (requireStatuses) => settledCounters(sb, requireStatuses);
+  const assertCounts = (expected, requireStatuses) => assertSandboxCounts(sb, expected, requireStatuses);
   const assertClean = (err) =>
     assertNoneContain({ ...errorRenderings(err), "JSON.stringify(err.problem)": JSON.stringify(err.problem), "err.requiredScope": err.requiredScope }, forbidden());
   const apiFault = (f) => sb.control.addFault({ target: "api", ...f });

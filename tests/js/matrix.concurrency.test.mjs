@@ -4,15 +4,13 @@
 // one isolate. Each row asserts the outcome of every caller and the sandbox's request counts.
 //
 // Figures: target/reliability/fault-matrix/matrix.concurrency.json.
-import { describe, before, after, beforeEach, afterEach } from "node:test";
+import { describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { startSandbox } from "../servers/sandbox.mjs";
-import { PKG_URL, assertQBankError, assertToken, eventTypes, jwtPayload, managerPool, rejectionOf, sleep } from "./token-support.mjs";
+import { assertQBankError, assertToken, eventTypes, jwtPayload, rejectionOf, sandboxSuite, sleep } from "./token-support.mjs";
 import { caseRecorder, eventually, fakeClock, httpFetch } from "../reliability/support.mjs";
 
-const { QBankClient } = await import(PKG_URL);
 const rec = caseRecorder("fault-matrix", import.meta.url);
 
 const SCOPES = ["balances.read", "transactions.read", "accounts.read", "payments.ach.write"];
@@ -21,46 +19,21 @@ const CLIENTS = Array.from({ length: 3 }, (_, i) => ({
   clientSecret: `qb-matrix-conc-${i}-${randomBytes(12).toString("hex")}`,
   scopes: SCOPES,
 }));
-const CLIENT = CLIENTS[0];
 const DOC = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 const N = 1000;
 
 describe("fault matrix: concurrency", { timeout: 120_000 }, () => {
+  const suite = sandboxSuite({
+    sandbox: { clients: CLIENTS },
+    configure: { jwtTokens: false },
+    clock: fakeClock,
+    rec,
+    managerDefaults: { autoRefresh: false },
+  });
+  const { manager, makeClient, tokenRequests } = suite;
   let sb;
   let clock;
-  const pool = managerPool();
-  const banks = [];
-
-  before(async () => {
-    sb = await startSandbox({ clients: CLIENTS });
-    clock = fakeClock(sb);
-  });
-  beforeEach(() => {
-    sb.control.reset({ all: true });
-    sb.control.configure({ jwtTokens: false });
-  });
-  afterEach(() => {
-    pool.closeAll();
-    for (const b of banks.splice(0)) b.close();
-    clock.restore();
-  });
-  after(async () => {
-    pool.closeAll();
-    clock?.restore();
-    await sb?.close();
-    rec.write();
-  });
-
-  const tokenRequests = () => sb.control.counters().tokenRequests;
-  const manager = (options = {}) =>
-    pool.make({
-      tokenUrl: sb.tokenUrl,
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      scope: ["balances.read"],
-      autoRefresh: false,
-      ...options,
-    });
+  before(() => ({ sb, clock } = suite));
 
   /** N callers at once; every one must reject with `code` (and these fields). */
   async function allReject(tm, code, fields = {}, n = N) {
@@ -211,13 +184,7 @@ describe("fault matrix: concurrency", { timeout: 120_000 }, () => {
 
   rec.it("QBankClient.close() while getBalance waits for the token: it rejects with closed and sends no API request", async () => {
     sb.control.addFault({ target: "token", delayMs: 300 });
-    const bank = new QBankClient({
-      environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      allowInsecureHttp: true,
-    });
-    banks.push(bank);
+    const bank = makeClient();
     const pending = Array.from({ length: 10 }, () => bank.getBalance(DOC));
     await sleep(50);
     bank.close();
@@ -228,13 +195,7 @@ describe("fault matrix: concurrency", { timeout: 120_000 }, () => {
   });
 
   rec.it("QBankClient.close() while an API request is in flight: that call settles (its answer already on the way); later calls reject with closed", async () => {
-    const bank = new QBankClient({
-      environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      allowInsecureHttp: true,
-    });
-    banks.push(bank);
+    const bank = makeClient();
     await bank.getBalance(DOC);
     sb.control.addFault({ target: "api", delayMs: 300 });
     const inFlight = bank.getBalance(DOC);

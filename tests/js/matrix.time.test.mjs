@@ -11,11 +11,10 @@
 // src/core/policy.rs (refresh_at, wait_at, decorrelated backoff within [base, min(cap, 3·previous)]).
 //
 // Figures: target/reliability/fault-matrix/matrix.time.json.
-import { describe, before, after, beforeEach, afterEach } from "node:test";
+import { describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { startSandbox } from "../servers/sandbox.mjs";
-import { assertQBankError, managerPool, rejectionOf } from "./token-support.mjs";
+import { assertQBankError, rejectionOf, sandboxSuite } from "./token-support.mjs";
 import { caseRecorder, eventually, fakeClock, httpFetch, withFixedRandom } from "../reliability/support.mjs";
 
 const rec = caseRecorder("fault-matrix", import.meta.url);
@@ -25,39 +24,17 @@ const BASE_MS = 1000; // RefreshPolicy::default().backoff_base_ms
 const CAP_MS = 60_000; // RefreshPolicy::default().backoff_cap_ms
 
 describe("fault matrix: time", { timeout: 60_000 }, () => {
+  const suite = sandboxSuite({
+    sandbox: { clients: [CLIENT] },
+    clock: fakeClock,
+    rec,
+    managerDefaults: { autoRefresh: false, fetch: httpFetch },
+  });
+  const { tokenRequests } = suite;
+  const manager = (options) => withFixedRandom(0.5, () => suite.manager(options));
   let sb;
   let clock;
-  const pool = managerPool();
-
-  before(async () => {
-    sb = await startSandbox({ clients: [CLIENT] });
-    clock = fakeClock(sb);
-  });
-  beforeEach(() => sb.control.reset({ all: true }));
-  afterEach(() => {
-    pool.closeAll();
-    clock.restore();
-  });
-  after(async () => {
-    pool.closeAll();
-    clock?.restore();
-    await sb?.close();
-    rec.write(rec.note ?? {});
-  });
-
-  const tokenRequests = () => sb.control.counters().tokenRequests;
-  const manager = (options = {}) =>
-    withFixedRandom(0.5, () =>
-      pool.make({
-        tokenUrl: sb.tokenUrl,
-        clientId: CLIENT.clientId,
-        clientSecret: CLIENT.clientSecret,
-        scope: ["balances.read"],
-        autoRefresh: false,
-        fetch: httpFetch,
-        ...options,
-      }),
-    );
+  before(() => ({ sb, clock } = suite));
   const failures = (m) => m.events.filter((e) => e.event.type === "token_refresh_failed").map((e) => e.event);
 
   rec.it("the clock jumps forward past expiry: the old token is never served, one new request, a fresh lifetime", async () => {

@@ -11,11 +11,10 @@
 // (token-manager.faults and .oidc). Rows here extend the rest with counts and recovery.
 //
 // Figures: target/reliability/fault-matrix/matrix.token.json (cases tried and passed).
-import { describe, before, after, beforeEach, afterEach } from "node:test";
+import { describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import { startSandbox } from "../servers/sandbox.mjs";
 import { freePort } from "./harness.mjs";
 import {
   PKG_URL,
@@ -24,9 +23,9 @@ import {
   assertToken,
   errorRenderings,
   eventRenderings,
-  managerPool,
   managerRenderings,
   rejectionOf,
+  sandboxSuite,
   secretForms,
   sleep,
   tokenForms,
@@ -60,40 +59,17 @@ const nowS = () => Math.floor(Date.now() / 1000);
 const tokenBody = (fields) => JSON.stringify({ token_type: "Bearer", ...fields });
 
 describe("fault matrix: token endpoint", { timeout: 120_000 }, () => {
+  const suite = sandboxSuite({
+    sandbox: { clients: [CLIENT] },
+    configure: { jwtTokens: false, omitExpiresIn: false },
+    clock: fakeClock,
+    rec,
+    managerDefaults: { autoRefresh: false },
+  });
+  const { manager, tokenRequests } = suite;
   let sb;
   let clock;
-  const pool = managerPool();
-
-  before(async () => {
-    sb = await startSandbox({ clients: [CLIENT] });
-    clock = fakeClock(sb);
-  });
-  beforeEach(() => {
-    sb.control.reset({ all: true });
-    sb.control.configure({ jwtTokens: false, omitExpiresIn: false });
-  });
-  afterEach(() => {
-    pool.closeAll();
-    clock.restore();
-  });
-  after(async () => {
-    pool.closeAll();
-    clock?.restore();
-    await sb?.close();
-    rec.write();
-  });
-
-  const counters = () => sb.control.counters();
-  const tokenRequests = () => counters().tokenRequests;
-  const manager = (options = {}) =>
-    pool.make({
-      tokenUrl: sb.tokenUrl,
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      scope: ["balances.read"],
-      autoRefresh: false,
-      ...options,
-    });
+  before(() => ({ sb, clock } = suite));
   const getToken = async (tm, o) => {
     const t = await tm.getToken(o);
     sentTokens.add(t.accessToken);

@@ -2,11 +2,9 @@
 // its documented QBankError code, and no error, event or printed manager ever contains the client
 // secret (in any of its encodings) or an access token the server sent. Also: bad options are
 // refused synchronously with code "config".
-import { describe, it, before, after, beforeEach, afterEach } from "node:test";
+import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { randomBytes } from "node:crypto";
-import { startSandbox } from "../servers/sandbox.mjs";
 import { freePort } from "./harness.mjs";
 import {
   TokenManager,
@@ -15,10 +13,11 @@ import {
   assertNoneContain,
   errorRenderings,
   eventRenderings,
-  managerPool,
   managerRenderings,
   rejectionOf,
+  sandboxSuite,
   secretForms,
+  startOtherOrigin,
   sleep,
   thrownBy,
   tokenForms,
@@ -63,29 +62,11 @@ function assertClean({ tm, events, options }, errors = []) {
 }
 
 describe("TokenManager × QBank sandbox: token endpoint faults", { timeout: 30_000 }, () => {
+  const suite = sandboxSuite({ sandbox: { clients: [CLIENT, ODD_CLIENT] } });
+  // manager(): for CLIENT on the sandbox (or another client via options).
+  const { manager, tokenRequests } = suite;
   let sb;
-  const pool = managerPool();
-  before(async () => {
-    sb = await startSandbox({ clients: [CLIENT, ODD_CLIENT] });
-  });
-  beforeEach(() => sb.control.reset({ all: true }));
-  afterEach(() => pool.closeAll());
-  after(async () => {
-    pool.closeAll();
-    await sb?.close();
-  });
-
-  const tokenRequests = () => sb.control.counters().tokenRequests;
-
-  /** A manager for CLIENT on the sandbox (or another client via options). */
-  const manager = (options = {}) =>
-    pool.make({
-      tokenUrl: sb.tokenUrl,
-      clientId: CLIENT.clientId,
-      clientSecret: CLIENT.clientSecret,
-      scope: ["balances.read"],
-      ...options,
-    });
+  before(() => ({ sb } = suite));
 
   /** A successful getToken; remembers the token so later scans look for it too. */
   const getToken = async (tm, options) => {
@@ -176,7 +157,8 @@ describe("TokenManager × QBank sandbox: token endpoint faults", { timeout: 30_0
 
   for (const status of [302, 307, 308]) {
     it(`a ${status} from the token endpoint is an error and the secret is not sent to its Location`, async () => {
-      const catcher = await startCatcher();
+      // Where the redirect points: it would answer with a token, had the redirect been followed.
+      const catcher = await startOtherOrigin(() => JSON.stringify({ access_token: plantToken(), token_type: "Bearer", expires_in: 60 }));
       try {
         const { err } = await expectFailure({
           fault: { redirect: `${catcher.url}/token`, status },
@@ -184,7 +166,7 @@ describe("TokenManager × QBank sandbox: token endpoint faults", { timeout: 30_0
           fields: { status },
         });
         assert.ok(err);
-        assert.equal(catcher.requests(), 0, "the redirect was not followed");
+        assert.equal(catcher.seen.length, 0, "the redirect was not followed");
         assert.equal(tokenRequests(), 1, "the secret was sent once, to the token endpoint only");
       } finally {
         await catcher.close();
@@ -287,24 +269,3 @@ describe("new TokenManager(bad options) throws QBankError config synchronously, 
     }
   });
 });
-
-/** A loopback server standing in for wherever a redirect points; counts what reaches it. */
-async function startCatcher() {
-  let requests = 0;
-  const server = http.createServer((req, res) => {
-    requests += 1;
-    req.resume();
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ access_token: plantToken(), token_type: "Bearer", expires_in: 60 }));
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    requests: () => requests,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}

@@ -1,10 +1,14 @@
-// Shared helpers for the TokenManager tests (token-manager.*.test.mjs, exit.test.mjs): the built
-// package, managers that are always closed, error checks, and the "never a secret, never a token"
-// scan over every way a value can be printed. Not a test file itself (no .test in its name).
+// Shared helpers for the TokenManager and QBankClient tests (token-manager.*, client, qpay,
+// matrix.*, exit): the built package, managers that are always closed, the hooks of a describe
+// over the local sandbox, error checks, and the "never a secret, never a token" scan over every
+// way a value can be printed. Not a test file itself (no .test in its name).
+import { before, after, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import { inspect } from "node:util";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { startSandbox } from "../servers/sandbox.mjs";
 import { PKG } from "./harness.mjs";
 
 /**
@@ -12,7 +16,7 @@ import { PKG } from "./harness.mjs";
  * QBANK_PKG_URL runs these tests against another build of the same API instead.
  */
 export const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(PKG, "index.js")).href;
-export const { TokenManager, QBankError } = await import(PKG_URL);
+export const { TokenManager, QBankClient, QBankError } = await import(PKG_URL);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -124,6 +128,122 @@ export function managerPool() {
 
 /** Event types recorded by a managerPool manager. */
 export const eventTypes = (events) => events.map((e) => e.event.type);
+
+// ---- a describe() over the local QBank sandbox ----
+
+/**
+ * Registers the hooks of a describe() whose tests run against one local QBank sandbox (call it
+ * first thing in the describe) and returns what they share. The sandbox is started with
+ * `sandbox` (startSandbox's options) before the tests, reset before each test (then given
+ * `configure`, if any) and closed after them all. The managers from manager() and the clients
+ * from makeClient() are closed after each test. With `clock` (e.g. fakeClock), a clock made on
+ * the sandbox is restored after each test. `rec` (a caseRecorder), if given, is written at the end.
+ *
+ * Returns { sb, clock, pool, manager(options), makeClient(options), tokenRequests() }. sb and
+ * clock are set once the sandbox has started: a file that keeps them in variables of its own
+ * copies them in a `before` hook of its own, which runs after this one's. manager() makes a
+ * managerPool manager for the first of sandbox.clients, asking for balances.read, with
+ * `managerDefaults`; makeClient() a QBankClient on the sandbox for the first client (or
+ * `client`), with `clientDefaults`.
+ */
+export function sandboxSuite({ sandbox, configure, clock, rec, managerDefaults = {}, clientDefaults = {} }) {
+  const [first] = sandbox.clients;
+  const pool = managerPool();
+  const clients = [];
+  const suite = {
+    sb: undefined,
+    clock: undefined,
+    pool,
+    tokenRequests: () => suite.sb.control.counters().tokenRequests,
+    manager: (options = {}) =>
+      pool.make({
+        tokenUrl: suite.sb.tokenUrl,
+        clientId: first.clientId,
+        clientSecret: first.clientSecret,
+        scope: ["balances.read"],
+        ...managerDefaults,
+        ...options,
+      }),
+    makeClient({ client = first, ...options } = {}) {
+      const bank = new QBankClient({
+        environment: { tokenUrl: suite.sb.tokenUrl, apiBaseUrl: suite.sb.apiBaseUrl },
+        clientId: client.clientId,
+        clientSecret: client.clientSecret,
+        allowInsecureHttp: true,
+        ...clientDefaults,
+        ...options,
+      });
+      clients.push(bank);
+      return bank;
+    },
+  };
+  const closeAll = () => {
+    pool.closeAll();
+    for (const bank of clients.splice(0)) bank.close();
+    suite.clock?.restore();
+  };
+  before(async () => {
+    suite.sb = await startSandbox(sandbox);
+    if (clock) suite.clock = clock(suite.sb);
+  });
+  beforeEach(() => {
+    suite.sb.control.reset({ all: true });
+    if (configure) suite.sb.control.configure(configure);
+  });
+  afterEach(closeAll);
+  after(async () => {
+    closeAll();
+    await suite.sb?.close();
+    rec?.write();
+  });
+  return suite;
+}
+
+const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+
+/**
+ * The sandbox's counters once each API answer is counted (a status is counted when its response
+ * closes); with `requireStatuses` false, at once.
+ */
+export async function settledCounters(sb, requireStatuses = true) {
+  if (requireStatuses) {
+    await until(() => {
+      const c = sb.control.counters();
+      return sum(c.apiByStatus) === c.apiRequests;
+    }, "the sandbox to count every API answer", 3000);
+  }
+  return sb.control.counters();
+}
+
+/** Asserts the sandbox saw exactly this many token and API requests (and API statuses, if given), and no token or secret in a URL. */
+export async function assertSandboxCounts(sb, { tokenRequests, apiRequests, apiByStatus }, requireStatuses = true) {
+  const c = await settledCounters(sb, requireStatuses);
+  assert.equal(c.tokenRequests, tokenRequests, "token requests the sandbox saw");
+  assert.equal(c.apiRequests, apiRequests, "API requests the sandbox saw");
+  if (apiByStatus) assert.deepEqual(c.apiByStatus, apiByStatus, "API answers by status");
+  assert.equal(c.securityViolations, 0, "no token or secret in a URL");
+}
+
+/**
+ * A loopback server on another origin, standing in for where a redirect or escape points: answers
+ * every request 200 with the JSON text `answer` (or what `answer()` returns), and records the
+ * { url, authorization } of each in `seen`.
+ */
+export async function startOtherOrigin(answer) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ url: req.url, authorization: req.headers.authorization });
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(typeof answer === "function" ? answer() : answer);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    seen,
+    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve()))),
+  };
+}
 
 // ---- never a secret, never a token ----
 

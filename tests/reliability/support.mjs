@@ -16,7 +16,8 @@ export const RELIABILITY_DIR = join(ROOT, "target", "reliability");
 /**
  * Records every case of one matrix file: `rec.it(title, fn)` is node:test's `it` that also counts
  * the case as tried and, when it completes without throwing, as passed. `rec.write()` (call it in
- * an `after` hook) writes target/reliability/<kind>/<file>.json.
+ * an `after` hook; sandboxSuite does) writes target/reliability/<kind>/<file>.json, with the
+ * fields of `extra`, or else of `rec.note` (an object a case may set).
  */
 export function caseRecorder(kind, fileUrl) {
   const file = basename(fileURLToPath(fileUrl));
@@ -43,7 +44,7 @@ export function caseRecorder(kind, fileUrl) {
     get cases() {
       return cases;
     },
-    write(extra = {}) {
+    write(extra = rec.note ?? {}) {
       const dir = join(RELIABILITY_DIR, kind);
       mkdirSync(dir, { recursive: true });
       const out = {
