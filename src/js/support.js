@@ -199,6 +199,18 @@ export function clearTimer(handle) {
 const STALE = { stale: true };
 
 /**
+ * Calls `onAbort` once when `signal` fires; returns the function that stops listening. Listens on
+ * a per-call follower (AbortSignal.any) where the runtime has one, so many calls sharing one
+ * caller's signal add no listeners to it (Node warns from the 11th on).
+ */
+function listen(signal, onAbort) {
+  if (!signal) return () => {};
+  const s = typeof AbortSignal.any === "function" ? AbortSignal.any([signal]) : signal;
+  s.addEventListener("abort", onAbort, { once: true });
+  return () => s.removeEventListener("abort", onAbort);
+}
+
+/**
  * Waits for a shared promise on behalf of one caller. The caller's signal detaches only this
  * caller (the shared promise goes on). After `watchdogMs` the wait resolves to the STALE marker:
  * in Workers a request started by another, finished request may never settle.
@@ -207,15 +219,14 @@ export function waitShared(promise, signal, watchdogMs) {
   if (signal && signal.aborted) return Promise.reject(abortError());
   return new Promise((resolve, reject) => {
     let timer;
-    const onAbort = () => {
+    const unlisten = listen(signal, () => {
       cleanup();
       reject(abortError());
-    };
+    });
     const cleanup = () => {
       if (timer !== undefined) clearTimeout(timer);
-      if (signal) signal.removeEventListener("abort", onAbort);
+      unlisten();
     };
-    if (signal) signal.addEventListener("abort", onAbort, { once: true });
     if (watchdogMs > 0) timer = setTimeout(() => (cleanup(), resolve(STALE)), watchdogMs);
     promise.then(
       (v) => (cleanup(), resolve(v)),
@@ -275,15 +286,12 @@ function deadline(signal, timeoutMs) {
     d.timedOut = true;
     controller.abort();
   }, timeoutMs);
-  const onAbort = () => controller.abort();
-  if (signal) {
-    if (signal.aborted) controller.abort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  }
+  if (signal && signal.aborted) controller.abort();
+  const unlisten = listen(signal, () => controller.abort());
   d.kind = () => (d.timedOut ? "timeout" : signal && signal.aborted ? "aborted" : "network");
   d.done = () => {
     clearTimeout(timer);
-    if (signal) signal.removeEventListener("abort", onAbort);
+    unlisten();
   };
   return d;
 }
@@ -337,15 +345,14 @@ export async function send(fetchImpl, method, url, headers, body, timeoutMs, max
 export function sleep(ms, signal) {
   if (signal && signal.aborted) return Promise.reject(abortError());
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
+    const unlisten = listen(signal, () => {
       clearTimeout(timer);
       reject(abortError());
-    };
+    });
     const timer = setTimeout(() => {
-      if (signal) signal.removeEventListener("abort", onAbort);
+      unlisten();
       resolve();
     }, ms);
-    if (signal) signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 

@@ -1,0 +1,48 @@
+// One caller's AbortSignal shared by many concurrent calls: no listener piles up on it (Node
+// warns from the 11th abort listener), and aborting it still reaches every call.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { PKG } from "./harness.mjs";
+
+const { QBankClient } = await import(`${PKG}/index.js`);
+const CLIENT = DEFAULT_CLIENTS[0];
+
+test("50 concurrent calls sharing one AbortSignal: no MaxListenersExceededWarning, and an abort reaches them all", async () => {
+  const sb = await startSandbox();
+  const bank = new QBankClient({
+    environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
+    clientId: CLIENT.clientId,
+    clientSecret: CLIENT.clientSecret,
+    allowInsecureHttp: true,
+  });
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w.name);
+  process.on("warning", onWarning);
+  try {
+    const shared = new AbortController();
+    const balances = await Promise.all(
+      Array.from({ length: 50 }, () => bank.getBalance("acct-realtime", { signal: shared.signal })),
+    );
+    assert.ok(balances.every((b) => b.availableBalance === "250.00"));
+    await Promise.all(Array.from({ length: 50 }, () => bank.tokens.getToken({ signal: shared.signal, forceRefresh: true })));
+    // Every call waits on a hung API; one abort must end all 20.
+    sb.control.addFault({ target: "api", hang: true, count: 20 });
+    const doomed = new AbortController();
+    const waiting = Array.from({ length: 20 }, () =>
+      bank.getBalance("acct-realtime", { signal: doomed.signal }).then(
+        () => "resolved",
+        (e) => e.code,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    doomed.abort();
+    assert.deepEqual(await Promise.all(waiting), Array(20).fill("aborted"));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.filter((w) => w === "MaxListenersExceededWarning"), []);
+  } finally {
+    process.off("warning", onWarning);
+    bank.close();
+    await sb.close();
+  }
+});
