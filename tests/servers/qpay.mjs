@@ -11,12 +11,13 @@
 // serves until SIGINT/SIGTERM.  It never writes a password, secret or token
 // anywhere.  See README.md beside this file.
 
-import http from 'node:http';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import {
+  BODY_LIMIT, bearerChallenge, bump, createKit, isMain, mediaType, normalizeFault, onAnswered, parseBasic,
+  remember, repeatedParam, runCli, signJwt,
+} from './common.mjs';
 
-export const BODY_LIMIT = 64 * 1024;
+export { BODY_LIMIT };
 export const DEFAULT_REALM = 'qpay';
 export const CONSOLE_CLIENT_ID = 'qpay-console';
 
@@ -50,10 +51,9 @@ export const SEED_USERS = Object.freeze([
 const KNOWN_GRANTS = ['password', 'client_credentials', 'refresh_token'];
 const DEFAULT_SCOPES = ['profile', 'email'];
 const OPTIONAL_SCOPES = ['openid', 'roles', 'web-origins', 'acr'];
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/; // RFC 6750 §2.1 b68token
-const MAX_FAULTS = 1000;
-const MAX_TOKENS = 10000;
 const NAME_MAX = 100;
+// The error codes of the answers common.mjs gives for the Credentials API.
+const API_ERRORS = { 400: 'invalid_request', 401: 'unauthorized', 413: 'payload_too_large' };
 const ROUTE_CLIENT = /^\/credentials\/clients\/([^/]+)$/;
 
 function freshCounters() {
@@ -72,10 +72,6 @@ function freshCounters() {
   };
 }
 
-function bump(obj, key, n = 1) {
-  obj[key] = (obj[key] ?? 0) + n;
-}
-
 // Secrets are kept only as salted hashes: nothing in the server can show one again.
 function hashSecret(secret, salt = crypto.randomBytes(16)) {
   return { salt, hash: crypto.createHash('sha256').update(salt).update(secret, 'utf8').digest() };
@@ -84,11 +80,6 @@ function hashSecret(secret, salt = crypto.randomBytes(16)) {
 function checkSecret(secret, stored) {
   const { hash } = hashSecret(secret, stored.salt);
   return crypto.timingSafeEqual(hash, stored.hash);
-}
-
-// application/x-www-form-urlencoded decoding of one component ('+' is space).
-function formDecode(s) {
-  return decodeURIComponent(s.replace(/\+/g, ' '));
 }
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -144,44 +135,10 @@ function normalizeUsers(list, tenants) {
   return map;
 }
 
-function normalizeFault(input) {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new TypeError('a fault must be a JSON object');
-  }
-  const target = input.target ?? 'any';
-  if (!['token', 'api', 'any'].includes(target)) {
-    throw new TypeError('fault.target must be "token", "api" or "any"');
-  }
-  const count = input.count ?? 1;
-  if (!Number.isInteger(count) || count < 1) throw new TypeError('fault.count must be a positive integer');
-  if (input.status !== undefined && (!Number.isInteger(input.status) || input.status < 100 || input.status > 599)) {
-    throw new TypeError('fault.status must be an integer HTTP status');
-  }
-  if (input.body !== undefined && typeof input.body !== 'string') {
-    throw new TypeError('fault.body must be a string (the raw body text)');
-  }
-  if (input.headers !== undefined && (input.headers === null || typeof input.headers !== 'object' || Array.isArray(input.headers))) {
-    throw new TypeError('fault.headers must be an object');
-  }
-  for (const [k, v] of Object.entries(input.headers ?? {})) {
-    http.validateHeaderName(k);
-    http.validateHeaderValue(k, String(v));
-  }
-  const delayMs = input.delayMs ?? 0;
-  if (typeof delayMs !== 'number' || !(delayMs >= 0) || delayMs > 600_000) {
-    throw new TypeError('fault.delayMs must be a number of milliseconds (0..600000)');
-  }
-  return {
-    target,
-    count,
-    remaining: count,
-    status: input.status,
-    headers: Object.fromEntries(Object.entries(input.headers ?? {}).map(([k, v]) => [k, String(v)])),
-    body: input.body,
-    delayMs,
-    hang: input.hang === true,
-    reset: input.reset === true,
-  };
+// What a token request counts under in tokenRequestsByGrant.
+function grantBucket(grant) {
+  if (grant === null) return '(none)';
+  return KNOWN_GRANTS.includes(grant) ? grant : '(other)';
 }
 
 // The route a Credentials API request counts under (ids collapsed to {id}).
@@ -224,41 +181,41 @@ export async function startQPay(options = {}) {
   const jwtKey = crypto.randomBytes(32);
   const kid = crypto.randomBytes(8).toString('hex');
 
-  let counters = freshCounters();
-  let faults = [];
-  let clockOffsetMs = 0;
   let notBefore = 0; // Keycloak's realm "not-before" (seconds), pushed by revoke()
   const clients = new Map(); // id (internal record id) -> client record
   const clientsByClientId = new Map(); // client_id -> client record
   const accessTokens = new Map(); // jti -> { kind, ... , exp (s) }
   const refreshTokens = new Map(); // jti -> { username, clientId, sessionState, exp (s) }
-  const sockets = new Set();
-  const timers = new Set();
-  const hung = new Set();
-  let closed = false;
   let url;
   let issuer;
 
-  const now = () => Date.now() + clockOffsetMs;
+  const kit = createKit({
+    config,
+    realm,
+    apiError: (req, res, status, description, headers) => apiError(req, res, status, API_ERRORS[status], description, headers),
+    freshCounters,
+    normalizeFault: (input) => normalizeFault(input, { plainHeaders: true }),
+    faultView: (f) => ({ ...f, headers: { ...f.headers } }),
+    onResetAll() {
+      accessTokens.clear();
+      refreshTokens.clear();
+      clients.clear();
+      clientsByClientId.clear();
+      notBefore = 0;
+      Object.assign(config, defaults);
+    },
+    drainOversized: true,
+    bodiless: true,
+    // Never echo the exception: it could quote a request field.
+    internalError: () => 'qpay sandbox: internal error',
+  });
+  const { counters, now, deliver, sendJson, oauthError } = kit;
   const nowSec = () => Math.floor(now() / 1000);
-
-  function later(ms, fn) {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, ms);
-    timers.add(t);
-    return t;
-  }
 
   // ---- JWTs (HS256 with a key made at start-up) ----
 
-  function signJwt(payload) {
-    const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    const head = enc({ alg: 'HS256', typ: 'JWT', kid });
-    const body = enc(payload);
-    const sig = crypto.createHmac('sha256', jwtKey).update(`${head}.${body}`).digest('base64url');
-    return `${head}.${body}.${sig}`;
+  function sign(payload) {
+    return signJwt(jwtKey, { alg: 'HS256', typ: 'JWT', kid }, payload);
   }
 
   function verifyJwt(token) {
@@ -276,128 +233,20 @@ export async function startQPay(options = {}) {
     }
   }
 
-  function remember(map, jti, rec) {
-    map.set(jti, rec);
-    if (map.size > MAX_TOKENS) map.delete(map.keys().next().value); // oldest first
-  }
-
-  // ---- delivery (every answer goes through here, so faults can shape it) ----
-
-  function deliver(req, res, status, headers, bodyText) {
-    if (res.headersSent || res.destroyed) return;
-    const fault = req.fault;
-    const body = Buffer.from(bodyText ?? '', 'utf8');
-    const all = { ...headers };
-    if (config.cors) {
-      all['Access-Control-Allow-Origin'] = '*';
-      all['Access-Control-Expose-Headers'] = 'WWW-Authenticate, Retry-After, Location';
-    }
-    if (fault) Object.assign(all, fault.headers);
-    if (status !== 204 && status !== 304) all['Content-Length'] = String(body.length);
-    if (req.closeAfter) all.Connection = 'close';
-    res.writeHead(status, all);
-    if (req.method === 'HEAD' || status === 204 || status === 304) {
-      res.end();
-      return;
-    }
-    if (fault?.reset) {
-      res.write(body.subarray(0, Math.floor(body.length / 2)));
-      // Let the headers and half the body reach the client, then cut the connection.
-      later(15, () => res.socket?.destroy());
-      return;
-    }
-    res.end(body);
-  }
-
-  function sendJson(req, res, status, value, headers = {}) {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    deliver(req, res, status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers }, text);
-  }
-
-  // Keycloak's OAuth error body: {"error","error_description"}.
-  function oauthError(req, res, status, error, description, headers = {}) {
-    bump(counters.tokenErrors, error);
-    sendJson(req, res, status, { error, error_description: description }, { Pragma: 'no-cache', ...headers });
-  }
-
-  // The Credentials API's errors: the same two fields (the document shows none of its own).
+  // The Credentials API's errors: the same two fields as Keycloak's OAuth errors (the document shows none of its own).
   function apiError(req, res, status, error, description, headers = {}) {
     sendJson(req, res, status, { error, error_description: description }, headers);
   }
 
-  function bearerChallenge(error, description) {
-    let v = `Bearer realm="${realm}"`;
-    if (error) v += `, error="${error}"`;
-    if (description) v += `, error_description="${description.replace(/["\\]/g, '')}"`;
-    return v;
-  }
+  const challenge = (error, description) => bearerChallenge(realm, error, description);
 
-  // ---- request bodies ----
-
-  function readBody(req) {
-    return new Promise((resolve) => {
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > BODY_LIMIT) {
-        req.closeAfter = true;
-        req.resume();
-        resolve({ tooLarge: true });
-        return;
-      }
-      const chunks = [];
-      let size = 0;
-      let tooLarge = false;
-      req.on('data', (c) => {
-        size += c.length;
-        if (size > BODY_LIMIT) {
-          tooLarge = true;
-          req.closeAfter = true;
-          if (size > 16 * BODY_LIMIT) req.socket.destroy();
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => resolve(tooLarge ? { tooLarge } : { text: Buffer.concat(chunks).toString('utf8') }));
-      req.on('error', () => resolve({ aborted: true }));
-      req.on('close', () => resolve({ aborted: true }));
-    });
-  }
-
-  // ---- faults ----
-
-  function takeFault(kind) {
-    for (const f of faults) {
-      if (f.remaining > 0 && (f.target === 'any' || f.target === kind)) {
-        f.remaining -= 1;
-        faults = faults.filter((x) => x.remaining > 0);
-        counters.faultsApplied += 1;
-        return f;
-      }
-    }
-    return null;
-  }
-
-  function faultReplacement(req, res, f) {
-    const body = f.body ?? '';
-    let contentType = 'text/plain; charset=utf-8';
-    if (body !== '') {
-      try {
-        JSON.parse(body);
-        contentType = 'application/json';
-      } catch {
-        /* not JSON */
-      }
-    }
-    deliver(req, res, f.status ?? 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }, body);
-  }
-
+  // Counts an API request under its route, and its answer's status once it is sent.
   function countApi(req, res, route) {
     counters.apiRequests += 1;
-    res.on('close', () => {
-      if (!res.headersSent) return; // hung or aborted before any answer
-      const k = String(res.statusCode);
-      bump(counters.apiByStatus, k);
+    onAnswered(res, (status) => {
+      bump(counters.apiByStatus, status);
       counters.apiByRoute[route] ??= {};
-      bump(counters.apiByRoute[route], k);
+      bump(counters.apiByRoute[route], status);
     });
   }
 
@@ -413,7 +262,7 @@ export async function startQPay(options = {}) {
     const exp = iat + config.tokenLifetimeSeconds;
     const jti = crypto.randomUUID();
     const roles = [tenant.tenantType, `default-roles-${realm}`];
-    const accessToken = signJwt({
+    const accessToken = sign({
       exp, iat, jti, iss: issuer, aud: 'account', sub: user.id, typ: 'Bearer', azp: CONSOLE_CLIENT_ID,
       session_state: sessionState, sid: sessionState, acr: '1',
       realm_access: { roles }, scope,
@@ -422,7 +271,7 @@ export async function startQPay(options = {}) {
     remember(accessTokens, jti, { kind: 'user', username: user.username, tenantId: tenant.tenantId, clientId: CONSOLE_CLIENT_ID, roles, scope, iat, exp });
     const rjti = crypto.randomUUID();
     const rexp = iat + config.refreshLifetimeSeconds;
-    const refreshToken = signJwt({
+    const refreshToken = sign({
       exp: rexp, iat, jti: rjti, iss: issuer, aud: issuer, sub: user.id, typ: 'Refresh', azp: CONSOLE_CLIENT_ID,
       session_state: sessionState, sid: sessionState, scope,
     });
@@ -436,7 +285,7 @@ export async function startQPay(options = {}) {
     const exp = iat + config.tokenLifetimeSeconds;
     const jti = crypto.randomUUID();
     const roles = [...client.roles, `default-roles-${realm}`];
-    const accessToken = signJwt({
+    const accessToken = sign({
       exp, iat, jti, iss: issuer, aud: 'account', sub: client.serviceAccountId, typ: 'Bearer', azp: client.clientId, acr: '1',
       realm_access: { roles }, scope,
       clientId: client.clientId, preferred_username: `service-account-${client.clientId}`,
@@ -472,21 +321,9 @@ export async function startQPay(options = {}) {
     let secret = null;
     const authz = req.headers.authorization;
     if (authz !== undefined) {
-      let basic = null;
-      const m = /^basic +([A-Za-z0-9+/=]+) *$/i.exec(authz);
-      if (m) {
-        const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon >= 0) {
-          try {
-            basic = [formDecode(decoded.slice(0, colon)), formDecode(decoded.slice(colon + 1))];
-          } catch {
-            basic = null;
-          }
-        }
-      }
-      if (basic) {
-        [id, secret] = basic;
+      const basic = parseBasic(authz);
+      if (typeof basic === 'object') {
+        ({ id, secret } = basic);
         record.authMethod = 'basic';
       } else if (!params.has('client_id')) {
         // Keycloak answers an unusable Authorization header with a bare Basic challenge.
@@ -539,38 +376,14 @@ export async function startQPay(options = {}) {
     const record = { grantType: null, authMethod: 'none', clientId: null };
     counters.lastTokenRequest = record;
 
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    if (tooLarge) {
-      oauthError(req, res, 413, 'invalid_request', `request body larger than ${BODY_LIMIT} bytes`);
-      return;
-    }
-    for (const k of ['client_secret', 'password', 'refresh_token', 'client_assertion']) {
-      if (query.has(k)) {
-        counters.securityViolations += 1;
-        oauthError(req, res, 400, 'invalid_request', 'credentials must not be sent in the URL query');
-        return;
-      }
-    }
-    if (req.method !== 'POST') {
-      oauthError(req, res, 405, 'invalid_request', 'the token endpoint only accepts POST', { Allow: 'POST, OPTIONS' });
-      return;
-    }
-    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== 'application/x-www-form-urlencoded') {
-      oauthError(req, res, 400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded');
-      return;
-    }
-    let params;
-    try {
-      params = new URLSearchParams(text);
-    } catch {
-      oauthError(req, res, 400, 'invalid_request', 'malformed form body');
-      return;
-    }
+    const params = await kit.readTokenForm(req, res, query, {
+      secretParams: ['client_secret', 'password', 'refresh_token', 'client_assertion'],
+      allow: 'POST, OPTIONS',
+    });
+    if (!params) return;
     const grantType = params.get('grant_type');
     record.grantType = grantType;
-    bump(counters.tokenRequestsByGrant, grantType === null ? '(none)' : KNOWN_GRANTS.includes(grantType) ? grantType : '(other)');
+    bump(counters.tokenRequestsByGrant, grantBucket(grantType));
     if (grantType === null) {
       oauthError(req, res, 400, 'invalid_request', 'Missing form parameter: grant_type');
       return;
@@ -579,13 +392,9 @@ export async function startQPay(options = {}) {
       oauthError(req, res, 400, 'unsupported_grant_type', 'Unsupported grant_type');
       return;
     }
-    const seen = new Set();
-    for (const [k] of params) {
-      if (seen.has(k)) {
-        oauthError(req, res, 400, 'invalid_request', 'duplicated parameter');
-        return;
-      }
-      seen.add(k);
+    if (repeatedParam(params) !== null) {
+      oauthError(req, res, 400, 'invalid_request', 'duplicated parameter');
+      return;
     }
 
     const client = authenticateClient(req, res, params, record);
@@ -680,30 +489,19 @@ export async function startQPay(options = {}) {
 
   // The bearer must be a live, unexpired user token from the password grant.
   function authenticateUser(req, res) {
-    const authz = req.headers.authorization;
-    const m = authz === undefined ? null : /^bearer(?: +(.*))?$/i.exec(authz);
-    if (!m) {
-      apiError(req, res, 401, 'unauthorized', 'a Bearer user token is required', { 'WWW-Authenticate': bearerChallenge() });
-      return null;
-    }
-    const token = (m[1] ?? '').trim();
-    if (!B64TOKEN.test(token)) {
-      apiError(req, res, 400, 'invalid_request', 'malformed Bearer credentials', {
-        'WWW-Authenticate': bearerChallenge('invalid_request', 'malformed Bearer credentials'),
-      });
-      return null;
-    }
+    const token = kit.bearerToken(req, res, 'a Bearer user token is required');
+    if (token === null) return null;
     const claims = verifyJwt(token);
     const rec = claims && claims.typ === 'Bearer' ? accessTokens.get(claims.jti) : undefined;
     if (!rec) {
       apiError(req, res, 401, 'invalid_token', 'the token is unknown, malformed or revoked', {
-        'WWW-Authenticate': bearerChallenge('invalid_token', 'the token is unknown, malformed or revoked'),
+        'WWW-Authenticate': challenge('invalid_token', 'the token is unknown, malformed or revoked'),
       });
       return null;
     }
     if (now() >= rec.exp * 1000) {
       apiError(req, res, 401, 'invalid_token', 'the token expired', {
-        'WWW-Authenticate': bearerChallenge('invalid_token', 'the token expired'),
+        'WWW-Authenticate': challenge('invalid_token', 'the token expired'),
       });
       return null;
     }
@@ -713,7 +511,7 @@ export async function startQPay(options = {}) {
     }
     const user = users.get(rec.username);
     if (!user) {
-      apiError(req, res, 401, 'invalid_token', 'the user no longer exists', { 'WWW-Authenticate': bearerChallenge('invalid_token', 'the user no longer exists') });
+      apiError(req, res, 401, 'invalid_token', 'the user no longer exists', { 'WWW-Authenticate': challenge('invalid_token', 'the user no longer exists') });
       return null;
     }
     return { user, tenant: tenants.get(user.tenantId) };
@@ -724,8 +522,7 @@ export async function startQPay(options = {}) {
   }
 
   function parseJsonBody(req, res, text) {
-    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== 'application/json') {
+    if (mediaType(req) !== 'application/json') {
       apiError(req, res, 415, 'unsupported_media_type', 'send Content-Type: application/json');
       return undefined;
     }
@@ -786,19 +583,8 @@ export async function startQPay(options = {}) {
   }
 
   async function handleApi(req, res, path, query) {
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    if (tooLarge) {
-      apiError(req, res, 413, 'payload_too_large', `request body larger than ${BODY_LIMIT} bytes`);
-      return;
-    }
-    if (query.has('access_token')) {
-      counters.securityViolations += 1;
-      apiError(req, res, 400, 'invalid_request', 'access tokens must not be sent in the URL query', {
-        'WWW-Authenticate': bearerChallenge('invalid_request', 'access tokens must not be sent in the URL query'),
-      });
-      return;
-    }
+    const text = await kit.readApiBody(req, res, query);
+    if (text === null) return;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const allow = (methods) => {
       if (methods.includes(method)) return true;
@@ -924,19 +710,7 @@ export async function startQPay(options = {}) {
 
   // ---- control ----
 
-  const control = {
-    addFault(f) {
-      const list = (Array.isArray(f) ? f : [f]).map(normalizeFault);
-      if (faults.length + list.length > MAX_FAULTS) throw new RangeError(`at most ${MAX_FAULTS} pending faults`);
-      faults.push(...list);
-      return control.faults();
-    },
-    faults() {
-      return faults.map((f) => ({ ...f, headers: { ...f.headers } }));
-    },
-    clearFaults() {
-      faults = [];
-    },
+  const control = kit.extendControl({
     // Every access and refresh token issued so far stops working; Keycloak's
     // "not-before" push (answers carry it as not-before-policy).
     revoke() {
@@ -945,39 +719,6 @@ export async function startQPay(options = {}) {
       refreshTokens.clear();
       notBefore = nowSec();
       return n;
-    },
-    setLifetime(seconds) {
-      if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('seconds must be a non-negative integer');
-      config.tokenLifetimeSeconds = seconds;
-      return seconds;
-    },
-    counters() {
-      return structuredClone(counters);
-    },
-    reset({ all = false } = {}) {
-      counters = freshCounters();
-      faults = [];
-      if (all) {
-        accessTokens.clear();
-        refreshTokens.clear();
-        clients.clear();
-        clientsByClientId.clear();
-        clockOffsetMs = 0;
-        notBefore = 0;
-        Object.assign(config, defaults);
-      }
-    },
-    setClockOffset(offsetMs) {
-      if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs)) throw new TypeError('offsetMs must be a number');
-      clockOffsetMs = offsetMs;
-      return control.clock();
-    },
-    advanceClock(ms) {
-      if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new TypeError('ms must be a number');
-      return control.setClockOffset(clockOffsetMs + ms);
-    },
-    clock() {
-      return { offsetMs: clockOffsetMs, now: now() };
     },
     configure(patch = {}) {
       if (patch === null || typeof patch !== 'object') throw new TypeError('config must be an object');
@@ -1021,74 +762,10 @@ export async function startQPay(options = {}) {
     liveTokens() {
       return accessTokens.size;
     },
-  };
-
-  async function handleControl(req, res, path) {
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    const reply = (status, obj) => sendJson(req, res, status, obj);
-    if (tooLarge) {
-      reply(413, { error: 'body too large' });
-      return;
-    }
-    let body = {};
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        reply(400, { error: 'body must be JSON' });
-        return;
-      }
-    }
-    const route = `${req.method} ${path}`;
-    try {
-      switch (route) {
-        case 'POST /__control/faults':
-          reply(200, { faults: control.addFault(body) });
-          return;
-        case 'GET /__control/faults':
-          reply(200, { faults: control.faults() });
-          return;
-        case 'DELETE /__control/faults':
-          control.clearFaults();
-          reply(200, { faults: [] });
-          return;
-        case 'POST /__control/revoke':
-          reply(200, { revoked: control.revoke() });
-          return;
-        case 'POST /__control/lifetime':
-          reply(200, { seconds: control.setLifetime(body?.seconds) });
-          return;
-        case 'GET /__control/counters':
-          reply(200, control.counters());
-          return;
-        case 'POST /__control/reset':
-          control.reset({ all: body?.all === true });
-          reply(200, { ok: true });
-          return;
-        case 'GET /__control/clock':
-          reply(200, control.clock());
-          return;
-        case 'POST /__control/clock':
-          if (body?.advanceMs !== undefined) reply(200, control.advanceClock(body.advanceMs));
-          else reply(200, control.setClockOffset(body?.offsetMs));
-          return;
-        case 'POST /__control/config':
-          reply(200, control.configure(body));
-          return;
-        case 'GET /__control/clients':
-          reply(200, { clients: control.clients() });
-          return;
-        case 'POST /__control/introspect':
-          reply(200, control.introspect(body?.token));
-          return;
-        default:
-          reply(404, { error: `no control route ${route}` });
-      }
-    } catch (e) {
-      reply(400, { error: e.message });
-    }
-  }
+  }, {
+    'GET /__control/clients': () => ({ clients: control.clients() }),
+    'POST /__control/introspect': (body) => control.introspect(body?.token),
+  });
 
   // ---- dispatch ----
 
@@ -1096,127 +773,54 @@ export async function startQPay(options = {}) {
   const tokenPath = `${realmPrefix}/protocol/openid-connect/token`;
   const REALM_PATH = /^\/auth\/realms\/([^/]+)(\/.*)?$/;
 
-  async function handle(req, res) {
-    let parsed;
-    try {
-      parsed = new URL(req.url, 'http://qpay.invalid');
-    } catch {
-      apiError(req, res, 400, 'invalid_request', 'malformed request target');
-      return;
+  function kindOf(req, res, path) {
+    if (path === tokenPath) return 'token';
+    if (path === '/credentials' || path.startsWith('/credentials/')) {
+      countApi(req, res, apiRoute(req.method, path));
+      return 'api';
     }
-    const path = parsed.pathname;
-    const query = parsed.searchParams;
-
-    if (config.cors && req.method === 'OPTIONS' && !path.startsWith('/__control/')) {
-      deliver(req, res, 204, {
-        'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, HEAD, OPTIONS',
-        'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept',
-        'Access-Control-Max-Age': '600',
-      }, '');
-      return;
-    }
-    if (path.startsWith('/__control/')) {
-      await handleControl(req, res, path);
-      return;
-    }
-
-    let kind = null;
-    if (path === tokenPath) kind = 'token';
-    else if (path === '/credentials' || path.startsWith('/credentials/')) kind = 'api';
-    else if (path === `${realmPrefix}/.well-known/openid-configuration`) {
+    if (path === `${realmPrefix}/.well-known/openid-configuration`) {
       handleDiscovery(req, res);
-      return;
+      return null;
+    }
+    req.resume();
+    const m = REALM_PATH.exec(path);
+    if (m && m[1] !== realm) {
+      // Keycloak's answer for a realm name it does not have.
+      sendJson(req, res, 404, { error: 'Realm does not exist', error_description: 'Realm does not exist' });
     } else {
-      const m = REALM_PATH.exec(path);
-      if (m && m[1] !== realm) {
-        // Keycloak's answer for a realm name it does not have.
-        req.resume();
-        sendJson(req, res, 404, { error: 'Realm does not exist', error_description: 'Realm does not exist' });
-        return;
-      }
-    }
-    if (kind === null) {
-      req.resume();
       apiError(req, res, 404, 'not_found', `no route for ${path}`);
-      return;
     }
-
-    const route = kind === 'api' ? apiRoute(req.method, path) : null;
-    if (kind === 'api') countApi(req, res, route);
-
-    const fault = takeFault(kind);
-    if (fault) {
-      req.fault = fault;
-      if (fault.hang) {
-        if (kind === 'token') counters.tokenRequests += 1;
-        hung.add(res);
-        res.on('close', () => hung.delete(res));
-        req.resume();
-        return; // never answer
-      }
-      if (fault.delayMs > 0) {
-        await new Promise((resolve) => later(fault.delayMs, resolve));
-        if (closed || res.destroyed) return;
-      }
-      if (fault.status !== undefined || fault.body !== undefined) {
-        const { text } = await readBody(req);
-        if (kind === 'token') {
-          counters.tokenRequests += 1;
-          let grant = null;
-          try {
-            grant = new URLSearchParams(text ?? '').get('grant_type');
-          } catch {
-            /* counted as (none) */
-          }
-          bump(counters.tokenRequestsByGrant, grant === null ? '(none)' : KNOWN_GRANTS.includes(grant) ? grant : '(other)');
-        }
-        faultReplacement(req, res, fault);
-        return;
-      }
-    }
-
-    if (kind === 'token') await handleToken(req, res, query);
-    else await handleApi(req, res, path, query);
+    return null;
   }
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      // Never echo the exception: it could quote a request field.
-      if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': 'text/plain' });
-        res.end('qpay sandbox: internal error');
+  let port;
+  ({ url, port } = await kit.listen({
+    host,
+    port: options.port,
+    badTarget: (req, res) => apiError(req, res, 400, 'invalid_request', 'malformed request target'),
+    corsMethods: 'GET, POST, PUT, DELETE, HEAD, OPTIONS',
+    kindOf,
+    onHang(req, res, kind) {
+      if (kind === 'token') counters.tokenRequests += 1;
+    },
+    // A token request a fault answers is still counted, by its grant.
+    async onReplace(req, res, kind) {
+      const { text } = await kit.readBody(req);
+      if (kind !== 'token') return;
+      counters.tokenRequests += 1;
+      let grant = null;
+      try {
+        grant = new URLSearchParams(text ?? '').get('grant_type');
+      } catch {
+        /* counted as (none) */
       }
-    });
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 0; // hang/delay faults must be able to outlive it
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address();
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      bump(counters.tokenRequestsByGrant, grantBucket(grant));
+    },
+    token: handleToken,
+    api: handleApi,
+  }));
   issuer = `${url}${realmPrefix}`;
-
-  async function close() {
-    if (closed) return;
-    closed = true;
-    for (const t of timers) clearTimeout(t);
-    timers.clear();
-    const done = new Promise((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    for (const s of sockets) s.destroy();
-    hung.clear();
-    await done;
-  }
 
   return {
     url,
@@ -1226,63 +830,24 @@ export async function startQPay(options = {}) {
     credentialsBaseUrl: `${url}/credentials`,
     port,
     control,
-    close,
+    close: kit.close,
   };
 }
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[i + 1];
-      i += 1;
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--port') out.port = Number(val());
-    else if (a === '--token-lifetime') out.tokenLifetimeSeconds = Number(val());
-    else if (a === '--host') out.host = val();
-    else if (a === '--realm') out.realm = val();
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port < 65536)) {
-    throw new Error('--port must be 0..65535');
-  }
-  if (out.tokenLifetimeSeconds !== undefined && !(Number.isInteger(out.tokenLifetimeSeconds) && out.tokenLifetimeSeconds >= 0)) {
-    throw new Error('--token-lifetime must be a non-negative integer');
-  }
-  return out;
-}
-
-function isMain() {
-  if (!process.argv[1]) return false;
-  try {
-    return import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`qpay: ${e.message}\nusage: node tests/servers/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]\n`);
-    process.exit(2);
-  }
-  let qp;
-  try {
-    qp = await startQPay(opts);
-  } catch (e) {
-    process.stderr.write(`qpay: ${e.message}\n`);
-    process.exit(1);
-  }
-  process.stdout.write(`${JSON.stringify({ url: qp.url, tokenUrl: qp.tokenUrl, credentialsBaseUrl: qp.credentialsBaseUrl, realm: qp.realm })}\n`);
-  const stop = () => {
-    qp.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+if (isMain(import.meta.url)) {
+  await runCli({
+    name: 'qpay',
+    usage: 'node tests/servers/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]',
+    values: { '--realm': 'realm' },
+    // A start that fails (a bad realm name, a port in use) is one line on stderr, not a stack trace.
+    async start(opts) {
+      try {
+        return await startQPay(opts);
+      } catch (e) {
+        process.stderr.write(`qpay: ${e.message}\n`);
+        process.exit(1);
+      }
+    },
+    announce: (qp) => ({ url: qp.url, tokenUrl: qp.tokenUrl, credentialsBaseUrl: qp.credentialsBaseUrl, realm: qp.realm }),
+  });
 }

@@ -8,12 +8,13 @@
 // prints one line of JSON {"url","tokenUrl","apiBaseUrl"} and serves until
 // SIGINT/SIGTERM.  See README.md beside this file.
 
-import http from 'node:http';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import {
+  BODY_LIMIT, bearerChallenge, bump, createKit, isMain, mediaType, normalizeFault, onAnswered, parseBasic,
+  remember, repeatedParam, runCli, signJwt,
+} from './common.mjs';
 
-export const BODY_LIMIT = 64 * 1024;
+export { BODY_LIMIT };
 const REALM = 'qbank';
 
 export const DEFAULT_CLIENTS = Object.freeze([
@@ -52,8 +53,9 @@ const TRANSACTIONS = [
   '{"id":"txn-0005","amount":"0.01","currency":"USD","description":"Interest","booked_at":"2026-11-16"}',
 ];
 
+// The problem titles of the answers common.mjs gives for the API.
+const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 413: 'Payload Too Large' };
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/; // RFC 6750 §2.1 b68token
 
 function freshCounters() {
   return {
@@ -98,84 +100,15 @@ function secretEquals(a, b) {
   return crypto.timingSafeEqual(ha, hb);
 }
 
-// application/x-www-form-urlencoded decoding of one component ('+' is space).
-function formDecode(s) {
-  return decodeURIComponent(s.replace(/\+/g, ' '));
-}
-
-function quoteParam(s) {
-  return `"${String(s).replace(/["\\]/g, '')}"`;
-}
-
-function bearerChallenge(error, description, extra = {}) {
-  let v = `Bearer realm="${REALM}"`;
-  if (error) v += `, error="${error}"`;
-  if (description) v += `, error_description=${quoteParam(description)}`;
-  for (const [k, val] of Object.entries(extra)) v += `, ${k}=${quoteParam(val)}`;
-  return v;
-}
-
-function isFaultReplacement(f) {
-  return f.status !== undefined || f.body !== undefined || f.redirect !== undefined;
-}
-
-function normalizeFault(input) {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new TypeError('a fault must be a JSON object');
-  }
-  const target = input.target ?? 'any';
-  if (!['token', 'api', 'any'].includes(target)) {
-    throw new TypeError('fault.target must be "token", "api" or "any"');
-  }
-  const count = input.count ?? 1;
-  if (!Number.isInteger(count) || count < 1) throw new TypeError('fault.count must be a positive integer');
-  if (input.status !== undefined && (!Number.isInteger(input.status) || input.status < 100 || input.status > 599)) {
-    throw new TypeError('fault.status must be an integer HTTP status');
-  }
-  if (input.body !== undefined && typeof input.body !== 'string') {
-    throw new TypeError('fault.body must be a string (the raw body text)');
-  }
-  if (input.headers !== undefined && (input.headers === null || typeof input.headers !== 'object')) {
-    throw new TypeError('fault.headers must be an object');
-  }
-  for (const [k, v] of Object.entries(input.headers ?? {})) {
-    http.validateHeaderName(k);
-    http.validateHeaderValue(k, String(v));
-  }
-  const delayMs = input.delayMs ?? 0;
-  if (typeof delayMs !== 'number' || !(delayMs >= 0) || delayMs > 600_000) {
-    throw new TypeError('fault.delayMs must be a number of milliseconds (0..600000)');
-  }
+// The sandbox's own fault fields: a trickled body and a redirect.
+function faultExtras(input) {
   let trickleMs = 0;
   if (input.trickle === true) trickleMs = input.trickleMs ?? 20;
   else if (typeof input.trickle === 'number' && input.trickle > 0) trickleMs = input.trickle;
   if (input.redirect !== undefined && typeof input.redirect !== 'string') {
     throw new TypeError('fault.redirect must be a URL string');
   }
-  return {
-    target,
-    count,
-    remaining: count,
-    status: input.status,
-    headers: { ...(input.headers ?? {}) },
-    body: input.body,
-    delayMs,
-    hang: input.hang === true,
-    reset: input.reset === true,
-    trickleMs,
-    redirect: input.redirect,
-  };
-}
-
-const MAX_FAULTS = 1000;
-const MAX_TOKENS = 10000;
-
-function countApiStatus(counters, res) {
-  res.on('close', () => {
-    if (!res.headersSent) return; // hung or aborted before any answer
-    const k = String(res.statusCode);
-    counters().apiByStatus[k] = (counters().apiByStatus[k] ?? 0) + 1;
-  });
+  return { trickleMs, redirect: input.redirect };
 }
 
 function publicFault(f) {
@@ -194,82 +127,24 @@ export async function startSandbox(options = {}) {
     cors: options.cors !== false,
   };
   const jwtKey = crypto.randomBytes(32);
-
-  let counters = freshCounters();
-  let faults = [];
-  let clockOffsetMs = 0;
   const tokens = new Map(); // access token -> { clientId, scopes, iat, exp } (ms on the server clock)
-  const sockets = new Set();
-  const timers = new Set();
-  const hung = new Set();
-  let closed = false;
   let url;
+  let port;
 
-  const now = () => Date.now() + clockOffsetMs;
-
-  function later(ms, fn) {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, ms);
-    timers.add(t);
-    return t;
-  }
-
-  // ---- delivery (every answer goes through here, so faults can shape it) ----
-
-  function deliver(req, res, status, headers, bodyText) {
-    if (res.headersSent || res.destroyed) return;
-    const fault = req.fault;
-    const body = Buffer.from(bodyText ?? '', 'utf8');
-    const all = { ...headers };
-    if (config.cors) {
-      all['Access-Control-Allow-Origin'] = '*';
-      all['Access-Control-Expose-Headers'] = 'WWW-Authenticate, Retry-After, Location';
-    }
-    if (fault) Object.assign(all, fault.headers);
-    all['Content-Length'] = String(body.length);
-    if (req.closeAfter) all.Connection = 'close';
-    res.writeHead(status, all);
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    if (fault?.reset) {
-      const half = body.subarray(0, Math.floor(body.length / 2));
-      res.write(half);
-      // Let the headers and the first half reach the client, then cut the
-      // connection: the client sees a body shorter than Content-Length.
-      later(15, () => res.socket?.destroy());
-      return;
-    }
-    if (fault?.trickleMs > 0 && body.length > 0) {
-      res.flushHeaders();
-      let i = 0;
-      const step = () => {
-        if (res.destroyed || closed) return;
-        res.write(body.subarray(i, i + 1));
-        i += 1;
-        if (i >= body.length) res.end();
-        else later(fault.trickleMs, step);
-      };
-      later(fault.trickleMs, step);
-      return;
-    }
-    res.end(body);
-  }
-
-  function sendJson(req, res, status, text, headers = {}) {
-    deliver(req, res, status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers }, text);
-  }
-
-  function oauthError(req, res, status, error, description, headers = {}) {
-    counters.tokenErrors[error] = (counters.tokenErrors[error] ?? 0) + 1;
-    sendJson(req, res, status, JSON.stringify({ error, error_description: description }), {
-      Pragma: 'no-cache',
-      ...headers,
-    });
-  }
+  const kit = createKit({
+    config,
+    realm: REALM,
+    apiError: (req, res, status, detail, headers) => problem(req, res, status, TITLES[status], detail, headers),
+    freshCounters,
+    normalizeFault: (input) => normalizeFault(input, { more: faultExtras }),
+    faultView: publicFault,
+    onResetAll() {
+      tokens.clear();
+      config.tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 3600;
+    },
+    internalError: (e) => `sandbox error: ${e.message}`,
+  });
+  const { counters, now, deliver, sendJson, oauthError } = kit;
 
   function problem(req, res, status, title, detail, headers = {}) {
     const text = JSON.stringify({
@@ -282,65 +157,10 @@ export async function startSandbox(options = {}) {
     deliver(req, res, status, { 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store', ...headers }, text);
   }
 
-  // ---- request bodies ----
-
-  function readBody(req) {
-    return new Promise((resolve) => {
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > BODY_LIMIT) {
-        req.closeAfter = true;
-        resolve({ tooLarge: true });
-        return;
-      }
-      const chunks = [];
-      let size = 0;
-      let tooLarge = false;
-      req.on('data', (c) => {
-        size += c.length;
-        if (size > BODY_LIMIT) {
-          tooLarge = true;
-          req.closeAfter = true;
-          if (size > 16 * BODY_LIMIT) req.socket.destroy();
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => resolve(tooLarge ? { tooLarge } : { text: Buffer.concat(chunks).toString('utf8') }));
-      req.on('error', () => resolve({ aborted: true }));
-      req.on('close', () => resolve({ aborted: true }));
-    });
-  }
-
-  // ---- faults ----
-
-  function takeFault(kind) {
-    for (const f of faults) {
-      if (f.remaining > 0 && (f.target === 'any' || f.target === kind)) {
-        f.remaining -= 1;
-        faults = faults.filter((x) => x.remaining > 0);
-        counters.faultsApplied += 1;
-        return f;
-      }
-    }
-    return null;
-  }
-
-  function faultReplacement(req, res, f) {
-    if (f.redirect !== undefined) {
-      deliver(req, res, f.status ?? 302, { Location: f.redirect, 'Content-Type': 'text/plain' }, f.body ?? `Redirecting to ${f.redirect}`);
-      return;
-    }
-    const body = f.body ?? '';
-    let contentType = 'text/plain; charset=utf-8';
-    try {
-      if (body !== '') {
-        JSON.parse(body);
-        contentType = 'application/json';
-      }
-    } catch {
-      /* not JSON */
-    }
-    deliver(req, res, f.status ?? 200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' }, body);
+  // Counts an API request, and its answer's status once it is sent.
+  function countApi(res) {
+    counters.apiRequests += 1;
+    onAnswered(res, (status) => bump(counters.apiByStatus, status));
   }
 
   // ---- /token ----
@@ -350,9 +170,7 @@ export async function startSandbox(options = {}) {
     const exp = iat + config.tokenLifetimeSeconds * 1000;
     let token;
     if (config.jwtTokens) {
-      const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      const header = enc({ alg: 'HS256', typ: 'at+jwt', kid: 'qbank-sandbox' });
-      const payload = enc({
+      token = signJwt(jwtKey, { alg: 'HS256', typ: 'at+jwt', kid: 'qbank-sandbox' }, {
         iss: url,
         sub: client.clientId,
         aud: url,
@@ -362,13 +180,10 @@ export async function startSandbox(options = {}) {
         exp: Math.floor(exp / 1000),
         jti: crypto.randomBytes(12).toString('base64url'),
       });
-      const sig = crypto.createHmac('sha256', jwtKey).update(`${header}.${payload}`).digest('base64url');
-      token = `${header}.${payload}.${sig}`;
     } else {
       token = crypto.randomBytes(32).toString('base64url');
     }
-    tokens.set(token, { clientId: client.clientId, scopes, iat, exp });
-    if (tokens.size > MAX_TOKENS) tokens.delete(tokens.keys().next().value); // oldest first
+    remember(tokens, token, { clientId: client.clientId, scopes, iat, exp });
     return { token, expiresIn: config.tokenLifetimeSeconds };
   }
 
@@ -377,41 +192,12 @@ export async function startSandbox(options = {}) {
     const record = { authMethod: 'none', scope: null, grantType: null };
     counters.lastTokenRequest = record;
 
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    if (tooLarge) {
-      oauthError(req, res, 413, 'invalid_request', `request body larger than ${BODY_LIMIT} bytes`);
+    const params = await kit.readTokenForm(req, res, query, { secretParams: ['client_secret', 'client_assertion', 'password'], allow: 'POST' });
+    if (!params) return;
+    const repeated = repeatedParam(params);
+    if (repeated !== null) {
+      oauthError(req, res, 400, 'invalid_request', `parameter ${repeated} is repeated`);
       return;
-    }
-    if (query.has('client_secret') || query.has('client_assertion') || query.has('password')) {
-      counters.securityViolations += 1;
-      oauthError(req, res, 400, 'invalid_request', 'credentials must not be sent in the URL query');
-      return;
-    }
-    if (req.method !== 'POST') {
-      oauthError(req, res, 405, 'invalid_request', 'the token endpoint only accepts POST', { Allow: 'POST' });
-      return;
-    }
-    const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (ctype !== 'application/x-www-form-urlencoded') {
-      oauthError(req, res, 400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded');
-      return;
-    }
-
-    let params;
-    try {
-      params = new URLSearchParams(text);
-    } catch {
-      oauthError(req, res, 400, 'invalid_request', 'malformed form body');
-      return;
-    }
-    const seen = new Set();
-    for (const [k] of params) {
-      if (seen.has(k)) {
-        oauthError(req, res, 400, 'invalid_request', `parameter ${k} is repeated`);
-        return;
-      }
-      seen.add(k);
     }
 
     const grantType = params.get('grant_type');
@@ -422,23 +208,11 @@ export async function startSandbox(options = {}) {
     const authz = req.headers.authorization;
     let basic = null;
     if (authz !== undefined) {
-      const m = /^basic +([A-Za-z0-9+/=]*) *$/i.exec(authz);
       record.authMethod = 'basic';
-      const challenge = { 'WWW-Authenticate': `Basic realm="${REALM}"` };
-      if (!m) {
-        oauthError(req, res, 401, 'invalid_client', 'unsupported or malformed Authorization header', challenge);
-        return;
-      }
-      const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      if (colon < 0) {
-        oauthError(req, res, 401, 'invalid_client', 'malformed Basic credentials', challenge);
-        return;
-      }
-      try {
-        basic = { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
-      } catch {
-        oauthError(req, res, 401, 'invalid_client', 'malformed Basic credentials', challenge);
+      basic = parseBasic(authz);
+      if (typeof basic === 'string') {
+        const why = basic === 'unsupported' ? 'unsupported or malformed Authorization header' : 'malformed Basic credentials';
+        oauthError(req, res, 401, 'invalid_client', why, { 'WWW-Authenticate': `Basic realm="${REALM}"` });
         return;
       }
     } else if (params.has('client_id') || params.has('client_secret')) {
@@ -508,38 +282,27 @@ export async function startSandbox(options = {}) {
 
   // ---- /v1/* ----
 
+  const challenge = (error, description, extra) => bearerChallenge(REALM, error, description, extra);
+
   function authenticate(req, res, requiredScope) {
-    const authz = req.headers.authorization;
-    const m = authz === undefined ? null : /^bearer(?: +(.*))?$/i.exec(authz);
-    if (!m) {
-      problem(req, res, 401, 'Unauthorized', 'a Bearer access token is required', {
-        'WWW-Authenticate': bearerChallenge(),
-      });
-      return null;
-    }
-    const token = (m[1] ?? '').trim();
-    if (!B64TOKEN.test(token)) {
-      problem(req, res, 400, 'Bad Request', 'malformed Bearer credentials', {
-        'WWW-Authenticate': bearerChallenge('invalid_request', 'malformed Bearer credentials'),
-      });
-      return null;
-    }
+    const token = kit.bearerToken(req, res, 'a Bearer access token is required');
+    if (token === null) return null;
     const info = tokens.get(token);
     if (!info) {
       problem(req, res, 401, 'Unauthorized', 'the access token is unknown or was revoked', {
-        'WWW-Authenticate': bearerChallenge('invalid_token', 'The access token is unknown or was revoked'),
+        'WWW-Authenticate': challenge('invalid_token', 'The access token is unknown or was revoked'),
       });
       return null;
     }
     if (now() >= info.exp) {
       problem(req, res, 401, 'Unauthorized', 'the access token expired', {
-        'WWW-Authenticate': bearerChallenge('invalid_token', 'The access token expired'),
+        'WWW-Authenticate': challenge('invalid_token', 'The access token expired'),
       });
       return null;
     }
     if (requiredScope && !info.scopes.includes(requiredScope)) {
       problem(req, res, 403, 'Forbidden', `scope ${requiredScope} is required`, {
-        'WWW-Authenticate': bearerChallenge('insufficient_scope', `The request requires scope ${requiredScope}`, { scope: requiredScope }),
+        'WWW-Authenticate': challenge('insufficient_scope', `The request requires scope ${requiredScope}`, { scope: requiredScope }),
       });
       return null;
     }
@@ -547,22 +310,9 @@ export async function startSandbox(options = {}) {
   }
 
   async function handleApi(req, res, path, query) {
-    counters.apiRequests += 1;
-    countApiStatus(() => counters, res);
-
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    if (tooLarge) {
-      problem(req, res, 413, 'Payload Too Large', `request body larger than ${BODY_LIMIT} bytes`);
-      return;
-    }
-    if (query.has('access_token')) {
-      counters.securityViolations += 1;
-      problem(req, res, 400, 'Bad Request', 'access tokens must not be sent in the URL query', {
-        'WWW-Authenticate': bearerChallenge('invalid_request', 'access tokens must not be sent in the URL query'),
-      });
-      return;
-    }
+    countApi(res);
+    const text = await kit.readApiBody(req, res, query);
+    if (text === null) return;
 
     const balance = /^\/v1\/balances\/([^/]+)$/.exec(path);
     if (balance) {
@@ -609,8 +359,7 @@ export async function startSandbox(options = {}) {
         return;
       }
       if (!authenticate(req, res, null)) return;
-      const ctype = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-      if (ctype !== 'application/json') {
+      if (mediaType(req) !== 'application/json') {
         problem(req, res, 415, 'Unsupported Media Type', 'send application/json');
         return;
       }
@@ -630,51 +379,15 @@ export async function startSandbox(options = {}) {
 
   // ---- /__control/* ----
 
-  const control = {
-    addFault(f) {
-      const list = (Array.isArray(f) ? f : [f]).map(normalizeFault);
-      if (faults.length + list.length > MAX_FAULTS) throw new RangeError(`at most ${MAX_FAULTS} pending faults`);
-      faults.push(...list);
-      return control.faults();
-    },
-    faults() {
-      return faults.map(publicFault);
-    },
-    clearFaults() {
-      faults = [];
-    },
+  const control = kit.extendControl({
     revoke() {
       const n = tokens.size;
       tokens.clear();
       return n;
     },
-    setLifetime(seconds) {
-      if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('seconds must be a non-negative integer');
-      config.tokenLifetimeSeconds = seconds;
-      return seconds;
-    },
-    counters() {
-      return structuredClone(counters);
-    },
-    reset({ all = false } = {}) {
-      counters = freshCounters();
-      faults = [];
-      if (all) {
-        tokens.clear();
-        clockOffsetMs = 0;
-        config.tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 3600;
-      }
-    },
-    setClockOffset(offsetMs) {
-      if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs)) throw new TypeError('offsetMs must be a number');
-      clockOffsetMs = offsetMs;
-      return control.clock();
-    },
+    // No check of its own: a null advances by nothing.
     advanceClock(ms) {
-      return control.setClockOffset(clockOffsetMs + ms);
-    },
-    clock() {
-      return { offsetMs: clockOffsetMs, now: now() };
+      return control.setClockOffset(control.clock().offsetMs + ms);
     },
     configure(patch = {}) {
       if (patch.jwtTokens !== undefined) config.jwtTokens = patch.jwtTokens === true;
@@ -685,231 +398,53 @@ export async function startSandbox(options = {}) {
     issuedTokens() {
       return tokens.size;
     },
-  };
-
-  async function handleControl(req, res, path) {
-    const { tooLarge, text, aborted } = await readBody(req);
-    if (aborted) return;
-    const reply = (status, obj) => sendJson(req, res, status, JSON.stringify(obj));
-    if (tooLarge) {
-      reply(413, { error: 'body too large' });
-      return;
-    }
-    let body = {};
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        reply(400, { error: 'body must be JSON' });
-        return;
-      }
-    }
-    const route = `${req.method} ${path}`;
-    try {
-      switch (route) {
-        case 'POST /__control/faults':
-          reply(200, { faults: control.addFault(body) });
-          return;
-        case 'GET /__control/faults':
-          reply(200, { faults: control.faults() });
-          return;
-        case 'DELETE /__control/faults':
-          control.clearFaults();
-          reply(200, { faults: [] });
-          return;
-        case 'POST /__control/revoke':
-          reply(200, { revoked: control.revoke() });
-          return;
-        case 'POST /__control/lifetime':
-          reply(200, { seconds: control.setLifetime(body.seconds) });
-          return;
-        case 'GET /__control/counters':
-          reply(200, control.counters());
-          return;
-        case 'POST /__control/reset':
-          control.reset({ all: body?.all === true });
-          reply(200, { ok: true });
-          return;
-        case 'GET /__control/clock':
-          reply(200, control.clock());
-          return;
-        case 'POST /__control/clock':
-          if (body.advanceMs !== undefined) reply(200, control.advanceClock(body.advanceMs));
-          else reply(200, control.setClockOffset(body.offsetMs));
-          return;
-        case 'POST /__control/config':
-          reply(200, control.configure(body));
-          return;
-        default:
-          reply(404, { error: `no control route ${route}` });
-      }
-    } catch (e) {
-      reply(400, { error: e.message });
-    }
-  }
+  });
 
   // ---- dispatch ----
 
-  async function handle(req, res) {
-    let parsed;
-    try {
-      parsed = new URL(req.url, 'http://sandbox.invalid');
-    } catch {
-      problem(req, res, 400, 'Bad Request', 'malformed request target');
-      return;
-    }
-    const path = parsed.pathname;
-    const query = parsed.searchParams;
-
-    if (config.cors && req.method === 'OPTIONS' && !path.startsWith('/__control/')) {
-      deliver(req, res, 204, {
-        'Access-Control-Allow-Methods': 'GET, POST, HEAD, OPTIONS',
-        'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept',
-        'Access-Control-Max-Age': '600',
-      }, '');
-      return;
-    }
-
-    if (path.startsWith('/__control/')) {
-      await handleControl(req, res, path);
-      return;
-    }
-
-    let kind = null;
-    if (path === '/token') kind = 'token';
-    else if (path === '/v1' || path.startsWith('/v1/')) kind = 'api';
-
-    if (kind === null) {
-      problem(req, res, 404, 'Not Found', `no route for ${path}`);
-      return;
-    }
-
-    const fault = takeFault(kind);
-    if (fault) {
-      req.fault = fault;
-      if (fault.hang) {
-        if (kind === 'token') counters.tokenRequests += 1;
-        else counters.apiRequests += 1;
-        hung.add(res);
-        res.on('close', () => hung.delete(res));
-        req.resume();
-        return; // never answer
-      }
-      if (fault.delayMs > 0) {
-        await new Promise((resolve) => later(fault.delayMs, resolve));
-        if (closed || res.destroyed) return;
-      }
-      if (isFaultReplacement(fault)) {
-        if (kind === 'token') counters.tokenRequests += 1;
-        else {
-          counters.apiRequests += 1;
-          countApiStatus(() => counters, res);
-        }
-        await readBody(req);
-        faultReplacement(req, res, fault);
-        return;
-      }
-    }
-
-    if (kind === 'token') await handleToken(req, res, query);
-    else await handleApi(req, res, path, query);
+  function kindOf(req, res, path) {
+    if (path === '/token') return 'token';
+    if (path === '/v1' || path.startsWith('/v1/')) return 'api';
+    problem(req, res, 404, 'Not Found', `no route for ${path}`);
+    return null;
   }
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((e) => {
-      if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': 'text/plain' });
-        res.end(`sandbox error: ${e.message}`);
-      }
-    });
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 0; // trickle/hang faults must be able to outlive it
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address();
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-
-  async function close() {
-    if (closed) return;
-    closed = true;
-    for (const t of timers) clearTimeout(t);
-    timers.clear();
-    const done = new Promise((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    for (const s of sockets) s.destroy();
-    hung.clear();
-    await done;
+  // A request a fault answers (or hangs) is counted here, as its handler would.
+  function countFaulted(req, res, kind) {
+    if (kind === 'token') counters.tokenRequests += 1;
+    else countApi(res);
   }
 
+  ({ url, port } = await kit.listen({
+    host,
+    port: options.port,
+    badTarget: (req, res) => problem(req, res, 400, 'Bad Request', 'malformed request target'),
+    corsMethods: 'GET, POST, HEAD, OPTIONS',
+    kindOf,
+    onHang: countFaulted,
+    async onReplace(req, res, kind) {
+      countFaulted(req, res, kind);
+      await kit.readBody(req);
+    },
+    token: handleToken,
+    api: handleApi,
+  }));
   return {
     url,
     tokenUrl: `${url}/token`,
     apiBaseUrl: url,
     port,
-    close,
+    close: kit.close,
     control,
   };
 }
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[i + 1];
-      i += 1;
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--port') out.port = Number(val());
-    else if (a === '--token-lifetime') out.tokenLifetimeSeconds = Number(val());
-    else if (a === '--host') out.host = val();
-    else if (a === '--jwt') out.jwtTokens = true;
-    else if (a === '--omit-expires-in') out.omitExpiresIn = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
-  if (out.port !== undefined && !(Number.isInteger(out.port) && out.port >= 0 && out.port < 65536)) {
-    throw new Error('--port must be 0..65535');
-  }
-  if (out.tokenLifetimeSeconds !== undefined && !(Number.isInteger(out.tokenLifetimeSeconds) && out.tokenLifetimeSeconds >= 0)) {
-    throw new Error('--token-lifetime must be a non-negative integer');
-  }
-  return out;
-}
-
-function isMain() {
-  if (!process.argv[1]) return false;
-  try {
-    return import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`sandbox: ${e.message}\nusage: node tests/servers/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--host H]\n`);
-    process.exit(2);
-  }
-  const sb = await startSandbox(opts);
-  process.stdout.write(`${JSON.stringify({ url: sb.url, tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl })}\n`);
-  const stop = () => {
-    sb.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+if (isMain(import.meta.url)) {
+  await runCli({
+    name: 'sandbox',
+    usage: 'node tests/servers/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--host H]',
+    switches: { '--jwt': 'jwtTokens', '--omit-expires-in': 'omitExpiresIn' },
+    start: startSandbox,
+    announce: (sb) => ({ url: sb.url, tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl }),
+  });
 }
