@@ -427,6 +427,28 @@ fn number_prefix_len(b: &[u8]) -> usize {
     i
 }
 
+/// Appends `s` escaped for the inside of a JSON string: `"`, `\\`, and control characters (the
+/// common ones as `\n`, `\r`, `\t`, the rest as `\u00XX`); everything else as it is, which is what
+/// most serializers write.
+pub fn push_escaped(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 15]));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
 /// Whether two members share a name. Pairwise, on at most [`MAX_MEMBERS`] members: a sort or a
 /// hash set would add more code to the wasm than this saves time.
 fn has_duplicate_key(members: &[(String, Json)]) -> bool {

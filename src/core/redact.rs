@@ -98,21 +98,7 @@ fn lower_hex(encoded: &str) -> String {
 /// The secret as it appears inside a JSON string (minimal escaping, as most serializers do).
 fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(char::from(b"0123456789abcdef"[(c as usize) >> 4]));
-                out.push(char::from(b"0123456789abcdef"[(c as usize) & 15]));
-            }
-            c => out.push(c),
-        }
-    }
+    crate::core::json::push_escaped(&mut out, s);
     out
 }
 
