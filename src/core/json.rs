@@ -427,7 +427,7 @@ fn number_prefix_len(b: &[u8]) -> usize {
     i
 }
 
-/// Appends `s` escaped for the inside of a JSON string: `"`, `\\`, and control characters (the
+/// Appends `s` escaped for the inside of a JSON string: `"`, `\`, and control characters (the
 /// common ones as `\n`, `\r`, `\t`, the rest as `\u00XX`); everything else as it is, which is what
 /// most serializers write.
 pub fn push_escaped(out: &mut String, s: &str) {
