@@ -1166,6 +1166,7 @@ pub fn scrub(rng: &mut Rng) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn b64_std(bytes: &[u8]) -> String {
+/// Standard base64 with padding (as HTTP Basic credentials are written).
+pub fn b64_std(bytes: &[u8]) -> String {
     b64url(bytes).replace('-', "+").replace('_', "/") + ["", "==", "="][bytes.len() % 3]
 }

@@ -35,6 +35,7 @@ use qbank_connect::core::url::{check_endpoint_url, origin, parse_url, ParsedUrl}
 use qbank_connect::core::www_auth::{bearer_error, parse_www_authenticate, Challenge};
 use qbank_connect::core::{ErrorCode, HttpResponse, Secret, TokenResponse};
 
+use crate::gen::b64_std;
 use crate::oracle;
 use crate::rng::fnv1a;
 
@@ -1235,25 +1236,6 @@ pub fn secret_forms(s: &str) -> Vec<String> {
     ]
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * k)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// `core::redact::scrub` with `secret_variants(id, secret)` and further secrets, on any text:
 /// never panics; no secret of 4 or more characters survives in any form `scrub` promises (as
 /// is, form- or percent-encoded with either case of hex, JSON-escaped, and for the client
@@ -1287,8 +1269,8 @@ pub fn scrub(data: &[u8]) -> u64 {
             pct(&id, form, true, false),
             pct(&secret, form, true, false)
         );
-        forbidden.push(base64(rfc.as_bytes()));
-        forbidden.push(base64(format!("{id}:{secret}").as_bytes()));
+        forbidden.push(b64_std(rfc.as_bytes()));
+        forbidden.push(b64_std(format!("{id}:{secret}").as_bytes()));
     }
     for piece in out.split(REDACTED) {
         for f in &forbidden {
