@@ -79,10 +79,11 @@ const exportsBlock =
   `export { QBankError, OneTimeSecret } from "${support}";\n`;
 const decorate =
   `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
-  `import { decorate, fastPath, memoGetter } from "${support}";\n` +
+  `import { balancePath, decorate, fastPath, memoGetter } from "${support}";\n` +
   `decorate(${CLASSES.join(", ")});\n` +
   `fastPath(TokenManager);\n` +
-  `memoGetter(QBankClient, "tokens");\n`;
+  `memoGetter(QBankClient, "tokens");\n` +
+  `balancePath(QBankClient);\n`;
 
 writeFileSync(
   join(outDir, "index.js"),

@@ -735,7 +735,8 @@ fn has_duplicates_or_too_many(v: &Json) -> bool {
 /// `core::json::parse` on any text: never panics; accepts exactly what serde_json accepts,
 /// except what it refuses on purpose (nesting deeper than 64, duplicate member names, more
 /// than 512 members), with the same values (numbers compared by exact value); a value written
-/// back and parsed again is the same value; an error's offset is within the text.
+/// back and parsed again is the same value, also when `core::json::write` wrote it;
+/// an error's offset is within the text.
 pub fn json(data: &[u8]) -> u64 {
     let t = text(data);
     let ours = json::parse(&t);
@@ -756,6 +757,20 @@ pub fn json(data: &[u8]) -> u64 {
                 json::parse(&written).as_ref(),
                 Ok(v),
                 "round trip of {written:?}"
+            );
+            // The crate's own writer (getBalance's result) round-trips too, and serde_json reads
+            // it as the same value.
+            let mut ours_written = String::new();
+            json::write(&mut ours_written, v, false);
+            assert_eq!(
+                json::parse(&ours_written).as_ref(),
+                Ok(v),
+                "core::json::write round trip of {ours_written:?}"
+            );
+            let serde_read = serde_json::from_str::<serde_json::Value>(&ours_written);
+            assert!(
+                serde_read.is_ok_and(|sv| oracle::same_as_serde(v, &sv)),
+                "serde_json reads core::json::write's {ours_written:?} differently"
             );
             match &theirs {
                 Ok(tv) => assert!(

@@ -33,6 +33,35 @@ pub struct Balance {
     pub raw: Json,
 }
 
+impl Balance {
+    /// The object `getBalance` resolves to, as JSON text: `accountId`, `availableBalance`,
+    /// `ledgerBalance`, `currency` and `asOf` when known, and `raw` with every number as a string
+    /// of its exact digits. The JavaScript side makes it an object with one `JSON.parse`: one
+    /// string crosses the wasm boundary instead of one per field.
+    pub fn to_json_text(&self) -> String {
+        let mut out = String::with_capacity(64 + 2 * self.account_id.len());
+        let field = |out: &mut String, name: &str, value: &str| {
+            out.push_str(if out.is_empty() { "{" } else { "," });
+            json::write_string(out, name);
+            out.push(':');
+            json::write_string(out, value);
+        };
+        field(&mut out, "accountId", &self.account_id);
+        field(&mut out, "availableBalance", &self.available_balance);
+        field(&mut out, "ledgerBalance", &self.ledger_balance);
+        if let Some(c) = &self.currency {
+            field(&mut out, "currency", c);
+        }
+        if let Some(a) = &self.as_of {
+            field(&mut out, "asOf", a);
+        }
+        out.push_str(",\"raw\":");
+        json::write(&mut out, &self.raw, true);
+        out.push('}');
+        out
+    }
+}
+
 /// Whether `s` is a plain decimal amount: an optional leading `-`, then `0` or digits not
 /// starting with `0`, then optionally `.` and digits; at most [`MAX_INTEGER_DIGITS`] and
 /// [`MAX_FRACTION_DIGITS`] digits. No `+`, spaces, thousands separators, exponents, `NaN`.
@@ -522,5 +551,53 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
             assert!(!e.may_have_reached_server);
         }
+    }
+    #[test]
+    fn the_result_object_is_json_with_exact_amounts_and_raw_numbers_as_strings() {
+        let b = ok(r#"{"account_id":"A1B2C3D4-e5f6-7890-1234-567890abcde",
+            "available_balance":12345678901234567.89, "ledger_balance":"-0.10",
+            "currency":"EUR","as_of":"2026-11-20\"T\u2028","n":[1e2,{"x":null}]}"#);
+        let v = json::parse(&b.to_json_text()).unwrap();
+        let keys: Vec<&str> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "accountId",
+                "availableBalance",
+                "ledgerBalance",
+                "currency",
+                "asOf",
+                "raw"
+            ]
+        );
+        assert_eq!(v.get("accountId").unwrap().as_str(), Some(ID));
+        let text = |name: &str| v.get(name).unwrap().as_str().unwrap();
+        assert_eq!(text("availableBalance"), "12345678901234567.89");
+        assert_eq!(text("ledgerBalance"), "-0.10");
+        assert_eq!(text("currency"), "EUR");
+        assert_eq!(text("asOf"), "2026-11-20\"T\u{2028}");
+        let raw = v.get("raw").unwrap();
+        let amount = raw.get("available_balance").unwrap().as_str();
+        assert_eq!(amount, Some("12345678901234567.89"));
+        assert_eq!(
+            raw.get("n").unwrap(),
+            &Json::Array(vec![
+                Json::String("1e2".into()),
+                Json::Object(vec![("x".into(), Json::Null)])
+            ])
+        );
+    }
+
+    #[test]
+    fn the_result_object_leaves_out_what_the_bank_did_not_say() {
+        let text = ok(r#"{"available_balance":"1","ledger_balance":"2"}"#).to_json_text();
+        let v = json::parse(&text).unwrap();
+        assert!(v.get("currency").is_none() && v.get("asOf").is_none());
+        assert_eq!(v.get("raw").unwrap().as_object().unwrap().len(), 2);
     }
 }

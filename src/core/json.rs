@@ -432,21 +432,76 @@ fn number_prefix_len(b: &[u8]) -> usize {
 /// most serializers write.
 pub fn push_escaped(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+    let bytes = s.as_bytes();
+    // Runs of bytes that need no escape are copied whole (every byte that needs one is ASCII,
+    // so each run ends on a character boundary).
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b != b'"' && b != b'\\' && b >= 0x20 {
+            continue;
+        }
+        out.push_str(&s[run..i]);
+        run = i + 1;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
                 out.push_str("\\u00");
-                out.push(char::from(HEX[(c as usize) >> 4]));
-                out.push(char::from(HEX[(c as usize) & 15]));
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
             }
-            c => out.push(c),
         }
     }
+    out.push_str(&s[run..]);
+}
+
+/// Appends `value` as JSON text. With `exact_numbers`, numbers are written as JSON strings
+/// holding exactly the digits that were parsed (money must not pass through a float on the other
+/// side); otherwise as the numbers they were. Member order is kept.
+pub fn write(out: &mut String, value: &Json, exact_numbers: bool) {
+    match value {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) if exact_numbers => {
+            out.push('"');
+            out.push_str(n);
+            out.push('"');
+        }
+        Json::Number(n) => out.push_str(n),
+        Json::String(s) => write_string(out, s),
+        Json::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write(out, v, exact_numbers);
+            }
+            out.push(']');
+        }
+        Json::Object(members) => {
+            out.push('{');
+            for (i, (k, v)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, k);
+                out.push(':');
+                write(out, v, exact_numbers);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Appends `s` as a JSON string, quotes included.
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    push_escaped(out, s);
+    out.push('"');
 }
 
 /// Whether two members share a name. Pairwise, on at most [`MAX_MEMBERS`] members: a sort or a
@@ -864,5 +919,63 @@ mod tests {
             "over MAX_MEMBERS"
         );
         assert!(parse(r#"[{"a":1},{"a":2}]"#).is_ok());
+    }
+    /// A JSON value tree of bounded depth, with strings from the whole of Unicode (controls,
+    /// quotes, backslashes, U+2028) and numbers from the grammar's corners.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Json> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?".prop_map(Json::Number),
+            any::<String>().prop_map(Json::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn numbers_to_strings(v: &Json) -> Json {
+        match v {
+            Json::Number(n) => Json::String(n.clone()),
+            Json::Array(items) => Json::Array(items.iter().map(numbers_to_strings).collect()),
+            Json::Object(m) => Json::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), numbers_to_strings(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn written_json_parses_back_to_the_same_value(v in any_json()) {
+            let mut text = String::new();
+            write(&mut text, &v, false);
+            proptest::prop_assert_eq!(parse(&text).unwrap(), v);
+        }
+
+        #[test]
+        fn exact_numbers_are_written_as_their_digits(v in any_json()) {
+            let mut text = String::new();
+            write(&mut text, &v, true);
+            proptest::prop_assert_eq!(parse(&text).unwrap(), numbers_to_strings(&v));
+        }
+    }
+
+    #[test]
+    fn write_escapes_what_json_requires() {
+        let mut out = String::new();
+        let v = parse(r#"{"a\"b":["\u0000\u001f\n","\u2028",-1.5e3],"c":null}"#).unwrap();
+        write(&mut out, &v, false);
+        assert_eq!(
+            out,
+            "{\"a\\\"b\":[\"\\u0000\\u001f\\n\",\"\u{2028}\",-1.5e3],\"c\":null}"
+        );
     }
 }

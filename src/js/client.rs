@@ -14,12 +14,12 @@ use crate::core::redact::scrub;
 use crate::core::url::{check_endpoint_url, ParsedUrl};
 use crate::core::www_auth::bearer_error;
 use crate::core::{push_u64, Error, ErrorCode, HttpResponse};
-use js_sys::{Function, Object, Promise};
+use js_sys::{Array, Function, Object, Promise, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::errors::{set, to_js, to_js_with};
-use super::http::{exchange, failure, field};
+use super::http::{exchange, failure, field, read_answer};
 use super::json::to_js as json_to_js;
 use super::options::Options;
 use super::support;
@@ -32,6 +32,8 @@ const PRODUCTION_API_BASE: &str = "https://api.qbankconnect.com";
 const MAX_API_BODY: u64 = 1024 * 1024;
 /// 429 and 503 answers to a GET are retried at most this many times.
 const MAX_RETRIES: u32 = 2;
+/// The QBank API, as messages name it.
+const API: &str = "the QBank API";
 /// A Retry-After longer than this is not waited for: the error carries it instead.
 const MAX_RETRY_WAIT_MS: u64 = 10_000;
 /// The first retry delay when the server gave no Retry-After.
@@ -151,28 +153,35 @@ impl Client {
 
     /// A GET with the Bearer token: one refresh and retry after a 401, bounded retries honouring
     /// Retry-After after a 429 or 503. Resolves to a 2xx answer.
+    ///
+    /// `first` is an answer the package's JavaScript fast path already received with the token
+    /// it names: it is read as the first attempt's answer, so nothing is sent twice.
     async fn get(
         &self,
         url: String,
         signal: JsValue,
         wait_until: Option<Function>,
+        mut first: Option<(String, JsValue)>,
     ) -> Result<HttpResponse, JsValue> {
         let cfg: &Config = &self.tokens.cfg;
         let mut refreshed = false;
         let mut retries = 0u32;
         loop {
-            let token = self.token(&signal, &wait_until).await?;
-            let req = bearer_get(&url, &token);
-            let resp = exchange(
-                &cfg.fetch,
-                &req,
-                "the QBank API",
-                cfg.timeout_ms,
-                MAX_API_BODY,
-                &signal,
-            )
-            .await
-            .map_err(|e| to_js(&e))?;
+            let (token, resp) = match first.take() {
+                Some((token, answer)) => {
+                    let resp = read_answer(&answer, API, cfg.timeout_ms, MAX_API_BODY);
+                    (token, resp)
+                }
+                None => {
+                    let token = self.token(&signal, &wait_until).await?;
+                    let req = bearer_get(&url, &token);
+                    let resp =
+                        exchange(&cfg.fetch, &req, API, cfg.timeout_ms, MAX_API_BODY, &signal)
+                            .await;
+                    (token, resp)
+                }
+            };
+            let resp = resp.map_err(|e| to_js(&e))?;
             match resp.status {
                 200..=299 => return Ok(resp),
                 401 if !refreshed => {
@@ -198,33 +207,25 @@ impl Client {
     async fn balance(
         self: Rc<Self>,
         account_id: String,
-        signal: JsValue,
-        wait_until: Option<Function>,
+        (signal, wait_until): (JsValue, Option<Function>),
+        first: Option<(String, JsValue)>,
     ) -> Result<JsValue, JsValue> {
         let url = balance_url(&self.api_base, &account_id).map_err(|e| to_js(&e))?;
-        let resp = self.get(url, signal, wait_until).await?;
-        let b = parse_balance(&account_id, &resp.body).map_err(|e| to_js(&e))?;
-        let o = Object::new();
-        set(&o, "accountId", &JsValue::from_str(&b.account_id));
-        set(
-            &o,
-            "availableBalance",
-            &JsValue::from_str(&b.available_balance),
-        );
-        set(&o, "ledgerBalance", &JsValue::from_str(&b.ledger_balance));
-        if let Some(c) = &b.currency {
-            set(&o, "currency", &JsValue::from_str(c));
-        }
-        if let Some(a) = &b.as_of {
-            set(&o, "asOf", &JsValue::from_str(a));
-        }
-        set(&o, "raw", &json_to_js(&b.raw, true));
-        Ok(o.into())
+        let resp = self.get(url, signal, wait_until, first).await?;
+        let text = balance_json(&account_id, &resp.body).map_err(|e| to_js(&e))?;
+        Ok(JSON::parse(&text).unwrap_or(JsValue::UNDEFINED))
     }
 
     async fn fetch(self: Rc<Self>, path: String, init: JsValue) -> Result<JsValue, JsValue> {
         let url = resolve_api_url(&self.api_base, &path).map_err(|e| to_js(&e))?;
         let signal = field(&init, "signal");
+        if !(signal.is_undefined() || signal.is_null() || support::is_signal(&signal)) {
+            let e = Error::new(
+                ErrorCode::InvalidArgument,
+                "fetch's init.signal must be an AbortSignal; nothing was sent",
+            );
+            return Err(to_js(&e));
+        }
         let wait_until = field(&init, "waitUntil").dyn_into::<Function>().ok();
         let retry_401 = is_idempotent(&support::method_of(&init)) && support::replayable(&init);
         let cfg: &Config = &self.tokens.cfg;
@@ -240,7 +241,7 @@ impl Client {
             ))
             .await?;
             if field(&answer, "ok").as_bool() != Some(true) {
-                return Err(to_js(&failure(&answer, "the QBank API", cfg.timeout_ms, 0)));
+                return Err(to_js(&failure(&answer, API, cfg.timeout_ms, 0)));
             }
             let response = field(&answer, "response");
             let status = field(&response, "status").as_f64().unwrap_or(0.0);
@@ -252,6 +253,27 @@ impl Client {
             return Ok(response);
         }
     }
+}
+
+/// The object `getBalance` resolves to, as JSON text (see [`Balance::to_json_text`]).
+fn balance_json(account_id: &str, body: &str) -> Result<String, Error> {
+    parse_balance(account_id, body).map(|b| b.to_json_text())
+}
+
+/// `getBalance`'s account id, which must be a string.
+fn read_account_id(v: &JsValue) -> Result<String, Error> {
+    v.as_string().ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvalidArgument,
+            "the account id must be a string; nothing was sent",
+        )
+    })
+}
+
+/// `getBalance`'s options: the caller's signal and waitUntil.
+fn balance_options(options: &JsValue) -> Result<(JsValue, Option<Function>), Error> {
+    let o = Options::new(options, "getBalance", &["signal", "waitUntil"], true)?;
+    Ok((o.signal("signal")?, o.function("waitUntil")?))
 }
 
 fn environment(o: &Options) -> Result<(Option<String>, String), Error> {
@@ -308,23 +330,60 @@ impl QBankClient {
     /// amounts as exact decimal strings.
     #[wasm_bindgen(js_name = getBalance)]
     pub fn get_balance(&self, account_id: JsValue, options: JsValue) -> Promise {
-        let Some(id) = account_id.as_string() else {
-            let e = Error::new(
-                ErrorCode::InvalidArgument,
-                "the account id must be a string; nothing was sent",
-            );
-            return Promise::reject(&to_js(&e));
+        self.balance_after(account_id, options, None, JsValue::UNDEFINED)
+    }
+
+    /// Internal, for the package's JavaScript `getBalance` (the fast path with a cached token):
+    /// checks the id and options exactly as `getBalance` does, throwing the same errors, and
+    /// returns the URL to GET.
+    #[wasm_bindgen(js_name = __balanceUrl)]
+    pub fn balance_url(&self, account_id: JsValue, options: JsValue) -> Result<String, JsValue> {
+        let check = || {
+            let id = read_account_id(&account_id)?;
+            balance_options(&options)?;
+            balance_url(&self.client.api_base, &id)
         };
-        let read = || -> Result<(JsValue, Option<Function>), Error> {
-            let o = Options::new(&options, "getBalance", &["signal", "waitUntil"], true)?;
-            Ok((o.get("signal"), o.function("waitUntil")?))
-        };
+        check().map_err(|e| to_js(&e))
+    }
+
+    /// Internal, for the fast path: reads a 2xx balance answer's body into the result, as JSON
+    /// text (one string across the boundary; the package's JavaScript parses it).
+    #[wasm_bindgen(js_name = __balanceJson)]
+    pub fn balance_json(&self, account_id: &str, body: &str) -> Result<String, JsValue> {
+        balance_json(account_id, body).map_err(|e| to_js(&e))
+    }
+
+    /// Internal, for the fast path: `getBalance`, with the first answer (what `support.js`'s
+    /// `send` resolved to, sent with `token`) already received: a 401, 429 or 503, or a transport
+    /// failure, handled exactly as `getBalance` handles its own.
+    #[wasm_bindgen(js_name = __balanceAfter)]
+    pub fn balance_after(
+        &self,
+        account_id: JsValue,
+        options: JsValue,
+        token: Option<String>,
+        answer: JsValue,
+    ) -> Promise {
+        let read = || Ok::<_, Error>((read_account_id(&account_id)?, balance_options(&options)?));
         match read() {
-            Ok((signal, wait_until)) => {
-                future_to_promise(Rc::clone(&self.client).balance(id, signal, wait_until))
+            Ok((id, call)) => {
+                let first = token.map(|t| (t, answer));
+                future_to_promise(Rc::clone(&self.client).balance(id, call, first))
             }
             Err(e) => Promise::reject(&to_js(&e)),
         }
+    }
+
+    /// Internal, for the fast path: `[fetch, timeoutMs, maxBytes]`, what every API request uses
+    /// (`fetch` is undefined when the global one is used).
+    #[wasm_bindgen(js_name = __transport)]
+    pub fn transport(&self) -> Array {
+        let cfg = &self.client.tokens.cfg;
+        Array::of3(
+            &cfg.fetch,
+            &JsValue::from_f64(cfg.timeout_ms as f64),
+            &JsValue::from_f64(MAX_API_BODY as f64),
+        )
     }
 
     /// `fetch(path, init)` on the API origin with the Bearer token; resolves to the `Response`.

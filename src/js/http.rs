@@ -50,13 +50,23 @@ pub async fn exchange(
     ))
     .await
     .unwrap_or(JsValue::UNDEFINED);
-    if field(&answer, "ok").as_bool() == Some(true) {
+    read_answer(&answer, what, timeout_ms, max_bytes)
+}
+
+/// A core [`HttpResponse`] from what `support.js`'s `send` resolved to, or the transport error.
+pub fn read_answer(
+    answer: &JsValue,
+    what: &str,
+    timeout_ms: u64,
+    max_bytes: u64,
+) -> Result<HttpResponse, Error> {
+    if field(answer, "ok").as_bool() == Some(true) {
         let mut out = HttpResponse {
-            status: field(&answer, "status").as_f64().map_or(0, |s| s as u16),
+            status: field(answer, "status").as_f64().map_or(0, |s| s as u16),
             headers: Vec::new(),
-            body: field(&answer, "body").as_string().unwrap_or_default(),
+            body: field(answer, "body").as_string().unwrap_or_default(),
         };
-        if let Ok(list) = field(&answer, "headers").dyn_into::<Array>() {
+        if let Ok(list) = field(answer, "headers").dyn_into::<Array>() {
             for pair in list.iter() {
                 let pair: Array = pair.unchecked_into();
                 if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
@@ -66,7 +76,7 @@ pub async fn exchange(
         }
         return Ok(out);
     }
-    Err(failure(&answer, what, timeout_ms, max_bytes))
+    Err(failure(answer, what, timeout_ms, max_bytes))
 }
 
 /// The error for a transport failure reported by `support.js` (`{ ok: false, kind, answered }`).

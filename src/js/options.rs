@@ -6,6 +6,8 @@ use crate::prelude::*;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::support;
+
 /// A caller's options object, checked against the option names we know.
 pub struct Options {
     obj: JsValue,
@@ -91,6 +93,19 @@ impl Options {
         v.as_bool()
             .map(Some)
             .ok_or_else(|| wrong_type(name, "true or false"))
+    }
+
+    /// An `AbortSignal` option (undefined when absent or null).
+    pub fn signal(&self, name: &str) -> Result<JsValue, Error> {
+        let v = self.get(name);
+        if v.is_undefined() || v.is_null() {
+            return Ok(JsValue::UNDEFINED);
+        }
+        if support::is_signal(&v) {
+            Ok(v)
+        } else {
+            Err(wrong_type(name, "an AbortSignal"))
+        }
     }
 
     /// A function option.

@@ -120,18 +120,31 @@ const SLOT = Symbol("qbank-connect.slot");
  * here, without entering the wasm; a clock that went backwards falls through to the core.
  */
 export function makeSlot() {
-  return { since: 0, until: 0, promise: undefined };
+  return { since: 0, until: 0, token: undefined, promise: undefined };
 }
 
 export function publishSlot(slot, token, since, until) {
   slot.since = since;
   slot.until = until;
+  slot.token = token;
   slot.promise = Promise.resolve(token);
 }
 
 export function clearSlot(slot) {
   slot.until = 0;
+  slot.token = undefined;
   slot.promise = undefined;
+}
+
+/** A TokenManager's slot, looked up in the wasm once. */
+function slotOf(manager) {
+  return manager[SLOT] || (manager[SLOT] = manager.__slot());
+}
+
+/** The token the slot vouches for now, or undefined (then the core decides). */
+function servable(slot) {
+  const now = Date.now();
+  return now < slot.until && now >= slot.since ? slot.token : undefined;
 }
 
 /** Makes a getter return the same object every time (QBankClient.tokens: one wrapper, whose fast-path slot is then looked up once). */
@@ -152,11 +165,52 @@ export function fastPath(cls) {
   const slow = cls.prototype.getToken;
   cls.prototype.getToken = function getToken(options) {
     if (options === undefined) {
-      const slot = this[SLOT] || (this[SLOT] = this.__slot());
-      const now = Date.now();
-      if (now < slot.until && now >= slot.since) return slot.promise;
+      const slot = slotOf(this);
+      if (servable(slot) !== undefined) return slot.promise;
     }
     return slow.call(this, options);
+  };
+}
+
+const TRANSPORT = Symbol("qbank-connect.transport");
+const URLS = Symbol("qbank-connect.urls");
+/** How many account URLs a client remembers (a service asks for a handful of accounts). */
+const MAX_URLS = 64;
+
+/**
+ * Installs the fast path on QBankClient.prototype.getBalance. While the slot vouches for the
+ * cached token, the call is one synchronous wasm call that checks the id and options and gives
+ * the URL, the GET (`send`, with the timeout and the bounded body every request has), and for a
+ * 2xx answer one synchronous wasm call that reads the balance exactly. Any other answer, or a
+ * transport failure, goes to the wasm's own getBalance as its first attempt's answer (401:
+ * refresh and retry once; 429/503: bounded retries; errors), so nothing is sent twice. Without a
+ * servable token the wasm's getBalance does it all.
+ */
+export function balancePath(cls) {
+  // The URL of an account id, remembered: the wasm's check and encoding of the id are pure.
+  cls.prototype.__urlOf = function (accountId) {
+    const urls = this[URLS] || (this[URLS] = new Map());
+    let url = urls.get(accountId);
+    if (url === undefined) {
+      url = this.__balanceUrl(accountId, undefined);
+      if (urls.size >= MAX_URLS) urls.clear();
+      urls.set(accountId, url);
+    }
+    return url;
+  };
+  cls.prototype.getBalance = async function getBalance(accountId, options) {
+    const token = servable(slotOf(this.tokens));
+    const signal = options == null ? undefined : options.signal;
+    if (token === undefined || (signal && signal.aborted)) return this.__balanceAfter(accountId, options);
+    const url = options === undefined && typeof accountId === "string" ? this.__urlOf(accountId) : this.__balanceUrl(accountId, options);
+    const [fetchImpl, timeoutMs, maxBytes] = this[TRANSPORT] || (this[TRANSPORT] = this.__transport());
+    // The request core::balances::bearer_get describes.
+    const headers = { authorization: "Bearer " + token.accessToken, accept: "application/json" };
+    const answer = await send(fetchImpl, "GET", url, headers, undefined, timeoutMs, maxBytes, signal);
+    if (answer.ok && answer.status >= 200 && answer.status < 300) {
+      return JSON.parse(this.__balanceJson(accountId, answer.body));
+    }
+    return this.__balanceAfter(accountId, options, token.accessToken, answer);
   };
 }
 
@@ -240,6 +294,10 @@ export function waitShared(promise, signal, watchdogMs) {
 
 export function isStale(value) {
   return value === STALE;
+}
+
+export function isSignal(value) {
+  return typeof value === "object" && value !== null && typeof value.aborted === "boolean" && typeof value.addEventListener === "function";
 }
 
 export function isAborted(signal) {

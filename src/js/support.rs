@@ -60,6 +60,10 @@ extern "C" {
     #[wasm_bindgen(js_name = isStale)]
     pub fn is_stale(value: &JsValue) -> bool;
 
+    /// Whether a value is an `AbortSignal` (or quacks like one: `aborted` and `addEventListener`).
+    #[wasm_bindgen(js_name = isSignal)]
+    pub fn is_signal(value: &JsValue) -> bool;
+
     /// Whether an `AbortSignal` (or undefined) has fired.
     #[wasm_bindgen(js_name = isAborted)]
     pub fn is_aborted(signal: &JsValue) -> bool;

@@ -327,6 +327,22 @@ impl Inner {
         obj
     }
 
+    /// The token object for a token the cache answered (or just got) at `now`, published in the
+    /// fast-path slot for as long as the core vouches that a plain poll would answer the same.
+    fn offer(&self, t: &CachedToken, now: Millis) -> JsValue {
+        let obj = self.token_js(t);
+        let until = self.cache.borrow().serve_until(now);
+        match until {
+            Some(until) if self.published.get() == (t.acquired_at, until) => {}
+            Some(until) => {
+                support::publish_slot(&self.slot, &obj, now as f64, until as f64);
+                self.published.set((t.acquired_at, until));
+            }
+            None => self.clear_slot(),
+        }
+        obj
+    }
+
     /// One poll of the cache for a caller, starting a flight when told to.
     fn step(self: &Rc<Self>, force: bool, wait_until: Option<&Function>) -> Step {
         if self.closed.get() {
@@ -338,19 +354,7 @@ impl Inner {
             self.clear_slot();
         }
         match poll {
-            Poll::Ready(t) => {
-                let obj = self.token_js(&t);
-                let until = self.cache.borrow().serve_until(now);
-                match until {
-                    Some(until) if self.published.get() == (t.acquired_at, until) => {}
-                    Some(until) => {
-                        support::publish_slot(&self.slot, &obj, now as f64, until as f64);
-                        self.published.set((t.acquired_at, until));
-                    }
-                    None => self.clear_slot(),
-                }
-                Step::Done(Ok(obj))
-            }
+            Poll::Ready(t) => Step::Done(Ok(self.offer(&t, now))),
             Poll::ReadyAndRefresh(t, flight) => {
                 let _ = self.start_flight(flight.id, true, wait_until);
                 Step::Done(Ok(self.token_js(&t)))
@@ -460,7 +464,7 @@ impl Inner {
         }
         self.schedule();
         match outcome {
-            Ok(t) => Ok(self.token_js(&t)),
+            Ok(t) => Ok(self.offer(&t, now_ms())),
             Err(e) => Err(to_js(&e)),
         }
     }
@@ -672,7 +676,7 @@ pub fn call_options(options: &JsValue) -> Result<(bool, JsValue, Option<Function
     )?;
     Ok((
         o.boolean("forceRefresh")?.unwrap_or(false),
-        o.get("signal"),
+        o.signal("signal")?,
         o.function("waitUntil")?,
     ))
 }

@@ -267,8 +267,9 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
     });
 
     for (const [id, expected] of Object.entries(EXPECTED)) {
-      it(`${id.length > 40 ? `${id.slice(0, 12)}… (${id.length} bytes)` : id}: exact strings, asOf ${"asOf" in expected ? "passed through" : "absent"}, raw keeps every field`, async () => {
+      it(`${id.length > 40 ? `${id.slice(0, 12)}… (${id.length} bytes)` : id}: exact strings, asOf ${"asOf" in expected ? "passed through" : "absent"}, raw keeps every field (cold, and on the cached-token fast path)`, async () => {
         const bank = makeClient();
+        assert.deepEqual(await bank.getBalance(id), expected, "cold: the wasm's own getBalance");
         const b = await bank.getBalance(id);
         assert.deepEqual(b, expected);
         for (const amount of [b.availableBalance, b.ledgerBalance]) assert.equal(typeof amount, "string");
@@ -344,12 +345,15 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       ["130 bytes in 65 characters", "é".repeat(65)],
     ];
     for (const [what, id] of REFUSED) {
-      it(`${what}: refused before any token or API request`, async () => {
-        const bank = makeClient();
-        const err = await expectError(bank.getBalance(id), "invalid_argument", { mayHaveReachedServer: false });
-        if (id.length > 8) assert.ok(!err.message.includes(id), "the message does not repeat the whole id");
-        assert.ok(!err.message.includes("admin"), "the message names at most a short plain prefix");
-        await assertNothingSent();
+      it(`${what}: refused before any token or API request (cold, and with a cached token, twice)`, async () => {
+        for (const bank of [makeClient(), await warmClient()]) {
+          for (let i = 0; i < 2; i++) {
+            const err = await expectError(bank.getBalance(id), "invalid_argument", { mayHaveReachedServer: false });
+            if (id.length > 8) assert.ok(!err.message.includes(id), "the message does not repeat the whole id");
+            assert.ok(!err.message.includes("admin"), "the message names at most a short plain prefix");
+          }
+          await assertNothingSent();
+        }
       });
     }
 
@@ -362,14 +366,15 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       ["an array holding a valid id", ["acct-realtime"]],
     ];
     for (const [what, id] of NON_STRINGS) {
-      it(`${what}: a rejected promise (not a throw), nothing sent`, async () => {
-        const bank = makeClient();
-        let promise;
-        assert.doesNotThrow(() => {
-          promise = bank.getBalance(id);
-        });
-        await expectError(promise, "invalid_argument", { mayHaveReachedServer: false });
-        await assertNothingSent();
+      it(`${what}: a rejected promise (not a throw), nothing sent (cold, and with a cached token)`, async () => {
+        for (const bank of [makeClient(), await warmClient()]) {
+          let promise;
+          assert.doesNotThrow(() => {
+            promise = bank.getBalance(id);
+          });
+          await expectError(promise, "invalid_argument", { mayHaveReachedServer: false });
+          await assertNothingSent();
+        }
       });
     }
 
@@ -377,6 +382,84 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       const bank = makeClient();
       await expectError(bank.getBalance("é".repeat(64)), "not_found", { status: 404, mayHaveReachedServer: true });
       await assertCounts({ tokenRequests: 1, apiRequests: 1, apiByStatus: { 404: 1 } });
+    });
+  });
+
+  // ---- the cached-token fast path (the package's JavaScript getBalance) ----
+
+  describe("getBalance: the cached-token fast path", () => {
+    /** Counts the calls that reach the wasm's own getBalance (the path without a servable token). */
+    function countSlowCalls() {
+      const proto = QBankClient.prototype;
+      const original = proto.__balanceAfter;
+      const counter = { calls: 0, restore: () => (proto.__balanceAfter = original) };
+      proto.__balanceAfter = function (...args) {
+        counter.calls += 1;
+        return original.apply(this, args);
+      };
+      return counter;
+    }
+
+    it("with a cached token, 2xx answers never enter the wasm's async getBalance; the first call does", async () => {
+      const counter = countSlowCalls();
+      try {
+        const bank = makeClient();
+        await bank.getBalance(DOC_ACCOUNT);
+        assert.equal(counter.calls, 1, "the first call (no token yet) is the wasm's");
+        for (const id of Object.keys(EXPECTED)) assert.deepEqual(await bank.getBalance(id), EXPECTED[id]);
+        assert.equal(counter.calls, 1, "every later call was answered on the fast path");
+        await assertCounts({ tokenRequests: 1, apiRequests: 1 + Object.keys(EXPECTED).length });
+      } finally {
+        counter.restore();
+      }
+    });
+
+    it("a 401 on the fast path is handed to the wasm as its first answer: one new token, one retry, nothing sent twice", async () => {
+      const bank = await warmClient();
+      const counter = countSlowCalls();
+      try {
+        sb.control.revoke();
+        assert.deepEqual(await bank.getBalance("acct-sig20"), EXPECTED["acct-sig20"]);
+        assert.equal(counter.calls, 1, "the 401 went to the wasm once");
+        await assertCounts({ tokenRequests: 1, apiRequests: 2, apiByStatus: { 401: 1, 200: 1 } });
+      } finally {
+        counter.restore();
+      }
+    });
+
+    it("options are checked on the fast path exactly as on the wasm's (unknown option, bad signal, bad waitUntil)", async () => {
+      const bank = await warmClient();
+      for (const options of [{ signl: undefined }, { signal: "soon" }, { signal: {} }, { waitUntil: 5 }, 7, "x"]) {
+        await expectError(bank.getBalance(DOC_ACCOUNT, options), "config");
+      }
+      await assertNothingSent();
+      const b = await bank.getBalance(DOC_ACCOUNT, { signal: new AbortController().signal, waitUntil: () => {} });
+      assert.deepEqual(b, EXPECTED[DOC_ACCOUNT], "valid options take the fast path too");
+    });
+
+    it("an aborted signal with a cached token: aborted, nothing sent", async () => {
+      const bank = await warmClient();
+      const ac = new AbortController();
+      ac.abort();
+      await expectError(bank.getBalance(DOC_ACCOUNT, { signal: ac.signal }), "aborted");
+      await assertNothingSent();
+    });
+
+    it("more accounts than the client remembers URLs for: every answer is still the right account's", async () => {
+      const bank = await warmClient();
+      const ids = Object.keys(EXPECTED);
+      for (let i = 0; i < 70; i++) {
+        await expectError(bank.getBalance(`acct-unknown-${i}`), "not_found", { status: 404 });
+      }
+      for (const id of ids) assert.deepEqual(await bank.getBalance(id), EXPECTED[id]);
+      await assertCounts({ tokenRequests: 0, apiRequests: 70 + ids.length });
+    });
+
+    it("after close(), the fast path is gone: closed, nothing sent", async () => {
+      const bank = await warmClient();
+      bank.close();
+      await expectError(bank.getBalance(DOC_ACCOUNT), "closed");
+      await assertNothingSent();
     });
   });
 

@@ -46,3 +46,31 @@ test("50 concurrent calls sharing one AbortSignal: no MaxListenersExceededWarnin
     await sb.close();
   }
 });
+
+test("a signal that is not an AbortSignal is a QBankError before anything is sent (getToken, getBalance cold and warm, fetch)", async () => {
+  const sb = await startSandbox();
+  const sent = [];
+  const bank = new QBankClient({
+    environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
+    clientId: CLIENT.clientId,
+    clientSecret: CLIENT.clientSecret,
+    allowInsecureHttp: true,
+    fetch: (url, init) => (sent.push(String(url)), fetch(url, init)),
+  });
+  const codeOf = (promise) => promise.then(() => "resolved", (e) => `${e.name} ${e.code}`);
+  try {
+    for (const signal of ["soon", 1, {}, { aborted: false }, () => {}]) {
+      assert.equal(await codeOf(bank.tokens.getToken({ signal })), "QBankError config", `getToken ${typeof signal}`);
+      assert.equal(await codeOf(bank.getBalance("acct-realtime", { signal })), "QBankError config", `getBalance ${typeof signal}`);
+      assert.equal(await codeOf(bank.fetch("/v1/accounts", { signal })), "QBankError invalid_argument", `fetch ${typeof signal}`);
+    }
+    assert.deepEqual(sent, [], "nothing was sent");
+    await bank.getBalance("acct-realtime", { signal: null });
+    const warm = sent.length;
+    assert.equal(await codeOf(bank.getBalance("acct-realtime", { signal: "soon" })), "QBankError config", "with a cached token too");
+    assert.equal(sent.length, warm, "nothing more was sent");
+  } finally {
+    bank.close();
+    await sb.close();
+  }
+});
