@@ -8,7 +8,10 @@
 //   index.js    Node ESM, Deno, Bun and bundlers: the wasm bytes are embedded (base64) and compiled
 //               synchronously, so no init() call, no file read (Deno needs no --allow-read) and the
 //               package keeps working after the caller's app is bundled.
-//   index.cjs   Node require(): index.js bundled to CommonJS by esbuild.
+//   index.cjs   require() outside Node (Bun): index.js bundled to CommonJS by esbuild.
+//   node.js     Node ESM (the node condition): index.js, with requests of clients without a
+//               `fetch` option sent through node:http(s) (src/js/node-http.js) instead of fetch.
+//   node.cjs    Node require(): node.js bundled to CommonJS.
 import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync } from "node:fs";
 import { join, dirname, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,6 +49,9 @@ cpSync(join(rawDir, "snippets"), join(outDir, "snippets"), { recursive: true });
 const supportAbs = findFile(join(outDir, "snippets"), "support.js");
 if (!supportAbs) throw new Error("support.js snippet not found in the wasm-bindgen output");
 const support = "./" + relative(outDir, supportAbs).split("\\").join("/");
+// The Node transport lives beside support.js, which it imports.
+cpSync(join(root, "src", "js", "node-http.js"), join(dirname(supportAbs), "node-http.js"));
+const nodeHttp = support.replace(/support\.js$/, "node-http.js");
 
 const glue = readFileSync(join(outDir, "qbank_connect.js"), "utf8");
 for (const name of PUBLIC) {
@@ -106,18 +112,31 @@ writeFileSync(
     exportsBlock,
 );
 
-buildSync({
-  entryPoints: [join(outDir, "index.js")],
-  outfile: join(outDir, "index.cjs"),
-  bundle: true,
-  format: "cjs",
-  platform: "neutral",
-  target: "es2022",
-  logLevel: "warning",
-  // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
-  logOverride: { "duplicate-object-key": "silent" },
-  legalComments: "none",
-});
+writeFileSync(
+  join(outDir, "node.js"),
+  `// qbank-connect for Node (ESM): index.js, with node:http(s) instead of fetch for clients\n` +
+    `// without a \`fetch\` option (about four times less CPU per request than Node's fetch).\n` +
+    `import { useTransport } from "${support}";\n` +
+    `import { nodeTransport } from "${nodeHttp}";\n` +
+    `useTransport(nodeTransport);\n` +
+    `export * from "./index.js";\n`,
+);
+
+for (const [entry, out] of [["index.js", "index.cjs"], ["node.js", "node.cjs"]]) {
+  buildSync({
+    entryPoints: [join(outDir, entry)],
+    outfile: join(outDir, out),
+    bundle: true,
+    format: "cjs",
+    platform: "neutral",
+    external: ["node:*"],
+    target: "es2022",
+    logLevel: "warning",
+    // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
+    logOverride: { "duplicate-object-key": "silent" },
+    legalComments: "none",
+  });
+}
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
 const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));

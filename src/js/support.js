@@ -257,7 +257,7 @@ const STALE = { stale: true };
  * a per-call follower (AbortSignal.any) where the runtime has one, so many calls sharing one
  * caller's signal add no listeners to it (Node warns from the 11th on).
  */
-function listen(signal, onAbort) {
+export function listen(signal, onAbort) {
   if (!signal) return () => {};
   const s = typeof AbortSignal.any === "function" ? AbortSignal.any([signal]) : signal;
   s.addEventListener("abort", onAbort, { once: true });
@@ -357,11 +357,22 @@ function deadline(signal, timeoutMs) {
 const NOT_SENT = ["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ConnectionRefused"];
 
 /** Whether a fetch failure certainly happened before the request reached the server. */
-function notSent(e) {
+export function notSent(e) {
   const cause = e && e.cause;
-  if (cause && NOT_SENT.includes(cause.code)) return true;
+  // fetch puts the system error in `cause`; node:http throws it as it is.
+  if ((cause && NOT_SENT.includes(cause.code)) || (e && NOT_SENT.includes(e.code))) return true;
   const text = String((e && e.message) || "") + " " + String((cause && cause.message) || "");
   return /connection refused|dns error|failed to lookup|getaddrinfo/i.test(text);
+}
+
+/**
+ * What `send` uses when a client has no `fetch` option, instead of the global fetch: the Node
+ * entry installs node-http.js's transport here. Same contract as `send`.
+ */
+let defaultTransport;
+
+export function useTransport(transport) {
+  defaultTransport = transport;
 }
 
 // Called on globalThis when not injected: workerd refuses a detached fetch ("Illegal invocation").
@@ -376,6 +387,7 @@ function callFetch(fetchImpl, url, init) {
  * Redirects are never followed: the 3xx comes back as it is.
  */
 export async function send(fetchImpl, method, url, headers, body, timeoutMs, maxBytes, signal) {
+  if (!fetchImpl && defaultTransport) return defaultTransport(method, url, headers, body, timeoutMs, maxBytes, signal);
   const d = deadline(signal, timeoutMs);
   let answered = false;
   try {
@@ -447,7 +459,8 @@ export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
   }
 }
 
-const READ_HEADERS = ["retry-after", "www-authenticate", "content-type"];
+/** The only answer headers the core reads. */
+export const READ_HEADERS = ["retry-after", "www-authenticate", "content-type"];
 
 async function readBounded(res, maxBytes) {
   const length = res.headers.get("content-length");

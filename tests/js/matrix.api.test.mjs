@@ -27,8 +27,15 @@ const bearer = (params) => `Bearer realm="qbank"${params ? `, ${params}` : ""}`;
 const issued = new Set();
 const forbidden = () => ({ ...tokenForms(issued), ...secretForms(CLIENT.clientId, CLIENT.clientSecret) });
 
-describe("fault matrix: QBank API", { timeout: 120_000 }, () => {
-  const suite = sandboxSuite({ sandbox: { clients: [CLIENT] }, rec, clientDefaults: { autoRefresh: false } });
+// Node's entry sends through node:http(s) unless a client has a `fetch` option; every row runs
+// on both transports.
+const TRANSPORTS = [
+  ["node:http", {}],
+  ["fetch", { fetch: (url, init) => fetch(url, init) }],
+];
+
+for (const [transport, transportOptions] of TRANSPORTS) describe(`fault matrix: QBank API (${transport})`, { timeout: 120_000 }, () => {
+  const suite = sandboxSuite({ sandbox: { clients: [CLIENT] }, rec, clientDefaults: { autoRefresh: false, ...transportOptions } });
   const { makeClient } = suite;
   let sb;
   let other;

@@ -16,12 +16,15 @@ try {
   out.config = { isQBankError: e instanceof q.QBankError, isError: e instanceof Error, code: e.code, name: e.name };
 }
 `;
-const ESM_PROBE = `import * as q from "qbank-connect";\n${PROBE_BODY}\nconsole.log(JSON.stringify(out));\n`;
-const CJS_PROBE = `const q = require("qbank-connect");\n${PROBE_BODY}\nconsole.log(JSON.stringify(out));\n`;
+const ESM_PROBE = `import * as q from "qbank-connect";\n${PROBE_BODY}\nout.entry = import.meta.resolve("qbank-connect").split("/").pop();\nconsole.log(JSON.stringify(out));\n`;
+const CJS_PROBE = `const q = require("qbank-connect");\n${PROBE_BODY}\nout.entry = require("node:path").basename(require.resolve("qbank-connect"));\nconsole.log(JSON.stringify(out));\n`;
+/** The entry each runtime must load: Node gets the node:http transport; the others their fetch. */
+const ENTRY = { "node-esm": "node.js", "node-cjs": "node.cjs", deno: "index.js", bun: "index.js" };
 
 function checkProbe(stdout, runtime) {
   const line = stdout.trim().split("\n").pop();
   const out = JSON.parse(line);
+  if (ENTRY[runtime]) assert.equal(out.entry, ENTRY[runtime], `${runtime}: resolves qbank-connect to ${ENTRY[runtime]}`);
   assert.equal(out.version, CRATE_VERSION, `${runtime}: version()`);
   for (const name of ["QBankClient", "QBankError", "TokenManager", "version"]) {
     assert.ok(out.names.includes(name), `${runtime}: exports ${name} (got ${out.names})`);
@@ -117,9 +120,12 @@ test("package.json: exports map puts the Workers conditions first and lists side
   const keys = Object.keys(pkg.exports["."]);
   assert.deepEqual(keys.slice(0, 3), ["workerd", "worker", "edge-light"]);
   assert.ok(keys.indexOf("import") < keys.indexOf("default"));
+  assert.ok(keys.indexOf("deno") < keys.indexOf("node") && keys.indexOf("bun") < keys.indexOf("node"), "Deno and Bun (which also match node) keep their fetch");
+  assert.equal(pkg.exports["."].node.import.default, "./node.js");
+  assert.equal(pkg.exports["."].node.require.default, "./node.cjs");
   assert.equal(pkg.exports["."].require.default, "./index.cjs");
-  assert.deepEqual(pkg.sideEffects.sort(), ["./index.cjs", "./index.js", "./workerd.js"]);
-  for (const f of ["index.js", "index.cjs", "workerd.js", "index.d.ts", "index.d.cts", "qbank_connect_bg.wasm", "README.md"]) {
+  assert.deepEqual(pkg.sideEffects.sort(), ["./index.cjs", "./index.js", "./node.cjs", "./node.js", "./workerd.js"]);
+  for (const f of ["index.js", "index.cjs", "node.js", "node.cjs", "workerd.js", "index.d.ts", "index.d.cts", "qbank_connect_bg.wasm", "README.md"]) {
     assert.ok(existsSync(join(PKG, f)), `pkg/${f} exists`);
   }
   assert.equal(pkg.version, CRATE_VERSION);

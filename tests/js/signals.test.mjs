@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 import { PKG } from "./harness.mjs";
 
-const { QBankClient } = await import(`${PKG}/index.js`);
+const { QBankClient } = await import(`${PKG}/node.js`);
 const CLIENT = DEFAULT_CLIENTS[0];
 
 test("50 concurrent calls sharing one AbortSignal: no MaxListenersExceededWarning, and an abort reaches them all", async () => {

@@ -15,7 +15,7 @@ import { PKG } from "./harness.mjs";
  * file: URL of the built package's Node ESM entry (pkg/index.js, from `make package`).
  * QBANK_PKG_URL runs these tests against another build of the same API instead.
  */
-export const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(PKG, "index.js")).href;
+export const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(PKG, "node.js")).href;
 export const { TokenManager, QBankClient, QBankError } = await import(PKG_URL);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -26,7 +26,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(ROOT, "pkg", "index.js")).href;
+const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(ROOT, "pkg", "node.js")).href;
 const GLUE_URL = new URL("./qbank_connect.js", PKG_URL).href;
 const SANDBOX = join(ROOT, "tests", "servers", "sandbox.mjs");
 

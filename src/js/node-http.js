@@ -1,0 +1,129 @@
+// The Node transport: what `send` (support.js) does with fetch, done with node:http(s) and one
+// keep-alive agent per protocol. The package's Node entry installs it for clients without a
+// `fetch` option (Deno, Bun and Workers keep their native fetch).
+//
+// Why: Node's fetch (undici) costs about four times the CPU of node:http per request on this
+// workload, and much of that is the AbortSignal every request with a timeout must carry (see
+// bench/README.md). Here the timeout destroys the request itself, so a request that times out
+// still frees its socket at once, and idle keep-alive sockets never keep a process alive (the
+// agent unrefs them).
+//
+// The contract is send's: never throws; resolves to { ok: true, status, headers, body } with only
+// READ_HEADERS, or { ok: false, kind, answered, sent, status? }. Redirects are never followed.
+// Copied beside support.js in the package by pkg-template/build.mjs.
+import http from "node:http";
+import https from "node:https";
+import zlib from "node:zlib";
+import { READ_HEADERS, listen, notSent } from "./support.js";
+
+/**
+ * Free sockets are closed after this long idle: under the 5 s keep-alive timeout of Node servers
+ * (the shortest common one), so a request is rarely written to a socket the server is closing.
+ */
+const IDLE_SOCKET_MS = 4000;
+const AGENTS = {
+  "http:": new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  "https:": new https.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+};
+/** What fetch decodes too (we ask for none, but a server may send it anyway). */
+const DECODERS = {
+  gzip: () => zlib.createGunzip(),
+  "x-gzip": () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+};
+/** How a kept-alive socket the server closed in the meantime fails (nothing reached it). */
+const STALE_SOCKET = ["ECONNRESET", "EPIPE"];
+const UTF8 = new TextDecoder(); // strips a BOM and replaces bad bytes, as Response.text() does
+
+export function nodeTransport(method, url, headers, body, timeoutMs, maxBytes, signal) {
+  return new Promise((resolve) => attempt({ method, url, headers, body, timeoutMs, maxBytes, signal }, resolve, true));
+}
+
+function attempt(r, resolve, mayRetry) {
+  let target;
+  try {
+    target = new URL(r.url);
+  } catch {
+    return resolve({ ok: false, kind: "network", answered: false, sent: false });
+  }
+  if (r.signal && r.signal.aborted) return resolve({ ok: false, kind: "aborted", answered: false, sent: false });
+  const headers = Array.isArray(r.headers) ? Object.fromEntries(r.headers) : { ...r.headers };
+  if (r.body !== undefined && r.body !== null) headers["content-length"] = String(Buffer.byteLength(r.body));
+  const lib = target.protocol === "https:" ? https : http;
+  let settled = false;
+  let answered = false;
+  let status;
+  let req;
+  const finish = (answer) => {
+    if (settled) return false;
+    settled = true;
+    clearTimeout(timer);
+    unlisten();
+    resolve(answer);
+    return true;
+  };
+  const fail = (kind, error) => {
+    const answer = { ok: false, kind, answered, sent: answered || !notSent(error) };
+    if (status !== undefined) answer.status = status;
+    if (finish(answer)) req.destroy();
+  };
+  const timer = setTimeout(() => fail("timeout"), r.timeoutMs);
+  const unlisten = listen(r.signal, () => fail("aborted"));
+  try {
+    req = lib.request(target, { method: r.method, headers, agent: AGENTS[target.protocol] });
+  } catch (e) {
+    // Refused synchronously (e.g. a header value Node will not send): nothing left.
+    req = { destroy() {} };
+    return fail("network", e);
+  }
+  req.on("error", (e) => {
+    // The keep-alive race: the server closed an idle socket as we reused it. A GET is sent
+    // again, once, on a new socket (what Node's documentation recommends).
+    if (!settled && !answered && mayRetry && r.method === "GET" && req.reusedSocket && STALE_SOCKET.includes(e && e.code)) {
+      settled = true;
+      clearTimeout(timer);
+      unlisten();
+      attempt(r, resolve, false);
+      return;
+    }
+    fail("network", e);
+  });
+  req.on("response", (res) => {
+    answered = true;
+    status = res.statusCode;
+    const declared = Number(res.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > r.maxBytes) {
+      if (finish({ ok: false, kind: "too_large", status })) req.destroy();
+      return;
+    }
+    const encoding = String(res.headers["content-encoding"] || "").trim().toLowerCase();
+    const decoder = DECODERS[encoding];
+    const stream = decoder ? res.pipe(decoder()) : res;
+    const chunks = [];
+    let total = 0;
+    stream.on("data", (chunk) => {
+      total += chunk.length;
+      if (total > r.maxBytes) {
+        if (finish({ ok: false, kind: "too_large", status })) req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on("end", () => {
+      const hs = [];
+      for (const name of READ_HEADERS) {
+        const v = res.headers[name];
+        if (v !== undefined) hs.push([name, Array.isArray(v) ? v.join(", ") : v]);
+      }
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, Math.min(total, r.maxBytes));
+      finish({ ok: true, status, headers: hs, body: UTF8.decode(bytes) });
+    });
+    stream.on("error", (e) => fail("network", e));
+    // The connection broke mid-body (or a body shorter than its Content-Length).
+    res.on("close", () => {
+      if (!res.complete) fail("network");
+    });
+  });
+  req.end(r.body === null ? undefined : r.body);
+}
