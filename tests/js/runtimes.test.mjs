@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, normalize, sep } from "node:path";
-import { BIN, ROOT, PKG, run } from "./harness.mjs";
+import { BIN, ROOT, PKG, run, startWorkerd } from "./harness.mjs";
 import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample } from "./examples.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 
@@ -233,6 +233,54 @@ for (const kind of RUNTIMES) {
     await srv.stop();
   });
 }
+
+// ---- workerd: timeouts without a per-request AbortSignal ----
+
+test("workerd: an API that never answers times out after timeoutMs, cold and with a cached token (raced, as Workers cancel a finished request's subrequests); a caller's signal still aborts", async () => {
+  const sb = await sandboxFor();
+  const source = `import { QBankClient } from "qbank-connect";
+let bank;
+export default {
+  async fetch(request, env, ctx) {
+    bank ??= new QBankClient({
+      environment: { tokenUrl: env.QBANK_TOKEN_URL, apiBaseUrl: env.QBANK_API_BASE_URL },
+      clientId: env.QBANK_CLIENT_ID, clientSecret: env.QBANK_CLIENT_SECRET, allowInsecureHttp: true, timeoutMs: 300,
+    });
+    const abortAfter = Number(new URL(request.url).searchParams.get("abortAfter") || 0);
+    const options = { waitUntil: ctx.waitUntil.bind(ctx) };
+    if (abortAfter) options.signal = AbortSignal.timeout(abortAfter);
+    const started = Date.now();
+    try {
+      const b = await bank.getBalance("${ACCOUNT}", options);
+      return Response.json({ ok: b.availableBalance });
+    } catch (e) {
+      return Response.json({ code: e.code, mayHaveReachedServer: e.mayHaveReachedServer, ms: Date.now() - started });
+    }
+  },
+};
+`;
+  const w = await startWorkerd("timeout", source, { bindings: sandboxSettings(sb, CLIENT) });
+  later(() => w.stop());
+  const ask = async (query = "") => (await fetch(`${w.url}/${query}`, { signal: AbortSignal.timeout(20_000) })).json();
+  // Cold: the token request succeeds, the API hangs.
+  sb.control.addFault({ target: "api", hang: true, count: 1 });
+  const cold = await ask();
+  assert.equal(cold.code, "timeout", JSON.stringify(cold));
+  assert.equal(cold.mayHaveReachedServer, true);
+  assert.ok(cold.ms >= 290 && cold.ms < 5000, `cold: timed out after ${cold.ms} ms`);
+  // Warm (the fast path): recovers, then times out on the next hang.
+  assert.deepEqual(await ask(), { ok: "1234.56" });
+  sb.control.addFault({ target: "api", hang: true, count: 1 });
+  const warm = await ask();
+  assert.equal(warm.code, "timeout", JSON.stringify(warm));
+  assert.ok(warm.ms >= 290 && warm.ms < 5000, `warm: timed out after ${warm.ms} ms`);
+  // A caller's signal that fires first: aborted.
+  sb.control.addFault({ target: "api", hang: true, count: 1 });
+  const aborted = await ask("?abortAfter=100");
+  assert.equal(aborted.code, "aborted", JSON.stringify(aborted));
+  assert.deepEqual(await ask(), { ok: "1234.56" });
+  await w.stop();
+});
 
 // ---- workerd: one request's end does not hang or fail the others ----
 
