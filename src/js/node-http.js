@@ -11,9 +11,6 @@
 // The contract is send's: never throws; resolves to { ok: true, status, headers, body } with only
 // READ_HEADERS, or { ok: false, kind, answered, sent, status? }. Redirects are never followed.
 // Copied beside support.js in the package by pkg-template/build.mjs.
-import http from "node:http";
-import https from "node:https";
-import zlib from "node:zlib";
 import { READ_HEADERS, listen, notSent } from "./support.js";
 
 /**
@@ -21,36 +18,48 @@ import { READ_HEADERS, listen, notSent } from "./support.js";
  * (the shortest common one), so a request is rarely written to a socket the server is closing.
  */
 const IDLE_SOCKET_MS = 4000;
-const AGENTS = {
-  "http:": new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
-  "https:": new https.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
-};
+
+// node:https (with TLS) and node:zlib take ~5 ms to load: each is loaded on first use, so
+// importing the package costs nothing for them and a loopback http client never loads TLS.
+const modules = {};
+const loading = {};
+function load(name) {
+  return (loading[name] ??= import(name).then((m) => (modules[name] = m.default ?? m)));
+}
+/** The module and keep-alive agent for a protocol, once loaded. */
+const transports = {};
+async function transportFor(protocol) {
+  if (transports[protocol]) return transports[protocol];
+  const lib = await load(protocol === "https:" ? "node:https" : "node:http");
+  return (transports[protocol] ??= { lib, agent: new lib.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }) });
+}
 /** What fetch decodes too (we ask for none, but a server may send it anyway). */
 const DECODERS = {
-  gzip: () => zlib.createGunzip(),
-  "x-gzip": () => zlib.createGunzip(),
-  deflate: () => zlib.createInflate(),
-  br: () => zlib.createBrotliDecompress(),
+  gzip: (zlib) => zlib.createGunzip(),
+  "x-gzip": (zlib) => zlib.createGunzip(),
+  deflate: (zlib) => zlib.createInflate(),
+  br: (zlib) => zlib.createBrotliDecompress(),
 };
 /** How a kept-alive socket the server closed in the meantime fails (nothing reached it). */
 const STALE_SOCKET = ["ECONNRESET", "EPIPE"];
 const UTF8 = new TextDecoder(); // strips a BOM and replaces bad bytes, as Response.text() does
 
-export function nodeTransport(method, url, headers, body, timeoutMs, maxBytes, signal) {
-  return new Promise((resolve) => attempt({ method, url, headers, body, timeoutMs, maxBytes, signal }, resolve, true));
+export async function nodeTransport(method, url, headers, body, timeoutMs, maxBytes, signal) {
+  let target;
+  try {
+    target = new URL(url);
+  } catch {
+    return { ok: false, kind: "network", answered: false, sent: false };
+  }
+  const transport = transports[target.protocol] || (await transportFor(target.protocol));
+  return new Promise((resolve) => attempt({ method, target, transport, headers, body, timeoutMs, maxBytes, signal }, resolve, true));
 }
 
 function attempt(r, resolve, mayRetry) {
-  let target;
-  try {
-    target = new URL(r.url);
-  } catch {
-    return resolve({ ok: false, kind: "network", answered: false, sent: false });
-  }
+  const { target } = r;
   if (r.signal && r.signal.aborted) return resolve({ ok: false, kind: "aborted", answered: false, sent: false });
   const headers = Array.isArray(r.headers) ? Object.fromEntries(r.headers) : { ...r.headers };
   if (r.body !== undefined && r.body !== null) headers["content-length"] = String(Buffer.byteLength(r.body));
-  const lib = target.protocol === "https:" ? https : http;
   let settled = false;
   let answered = false;
   let status;
@@ -71,7 +80,7 @@ function attempt(r, resolve, mayRetry) {
   const timer = setTimeout(() => fail("timeout"), r.timeoutMs);
   const unlisten = listen(r.signal, () => fail("aborted"));
   try {
-    req = lib.request(target, { method: r.method, headers, agent: AGENTS[target.protocol] });
+    req = r.transport.lib.request(target, { method: r.method, headers, agent: r.transport.agent });
   } catch (e) {
     // Refused synchronously (e.g. a header value Node will not send): nothing left.
     req = { destroy() {} };
@@ -98,8 +107,19 @@ function attempt(r, resolve, mayRetry) {
       return;
     }
     const encoding = String(res.headers["content-encoding"] || "").trim().toLowerCase();
-    const decoder = DECODERS[encoding];
-    const stream = decoder ? res.pipe(decoder()) : res;
+    const decode = DECODERS[encoding];
+    if (decode && !modules["node:zlib"]) {
+      // Rare (nobody asked for it): load zlib, then read the body as if it had just arrived.
+      res.pause();
+      load("node:zlib").then((zlib) => read(res, decode(zlib)), (e) => fail("network", e));
+      return;
+    }
+    read(res, decode && decode(modules["node:zlib"]));
+  });
+  req.end(r.body === null ? undefined : r.body);
+
+  function read(res, decoder) {
+    const stream = decoder ? res.pipe(decoder) : res;
     const chunks = [];
     let total = 0;
     stream.on("data", (chunk) => {
@@ -124,6 +144,6 @@ function attempt(r, resolve, mayRetry) {
     res.on("close", () => {
       if (!res.complete) fail("network");
     });
-  });
-  req.end(r.body === null ? undefined : r.body);
+    if (decoder) res.resume();
+  }
 }

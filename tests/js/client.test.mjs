@@ -671,6 +671,22 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       await expectError(bank.getBalance(DOC_ACCOUNT), "timeout", { mayHaveReachedServer: true });
     });
 
+    it("deadlines share one timer (fetch transport): a short timeout started after a long one still fires first, and a finished request's deadline never fires", async () => {
+      const slow = await warmClient({ timeoutMs: 3000 });
+      const quick = await warmClient({ timeoutMs: 200 });
+      const fine = await warmClient({ timeoutMs: 250 });
+      addApiFault({ hang: true, count: 2 });
+      const started = Date.now();
+      const long = rejectionOf(slow.getBalance(DOC_ACCOUNT)); // armed for 3 s
+      const short = await rejectionOf(quick.getBalance(DOC_ACCOUNT)); // must re-arm for 200 ms
+      assertQBankError(short, "timeout", { mayHaveReachedServer: true });
+      assert.ok(Date.now() - started < 2500, `the 200 ms deadline fired after ${Date.now() - started} ms, not with the 3 s one`);
+      // A request that finished before its deadline is not touched by the sweep after it.
+      assert.deepEqual(await fine.getBalance(DOC_ACCOUNT), EXPECTED[DOC_ACCOUNT]);
+      await new Promise((r) => setTimeout(r, 400));
+      assertQBankError(await long, "timeout");
+    });
+
     it("an already aborted signal: aborted", async () => {
       const bank = await warmClient();
       await expectError(bank.getBalance(DOC_ACCOUNT, { signal: AbortSignal.abort() }), "aborted");

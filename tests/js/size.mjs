@@ -19,7 +19,8 @@ export function packageSizes(dir) {
     const buf = Buffer.concat(files.map(read));
     return { raw: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
   };
-  const glueFiles = ["qbank_connect.js", ...snippets, "workerd.js"];
+  // What a Worker ships: not node-http.js (the Node entry's transport).
+  const glueFiles = ["qbank_connect.js", ...snippets.filter((p) => !p.endsWith("node-http.js")), "workerd.js"];
   return {
     wasm: measure(["qbank_connect_bg.wasm"]),
     glue: measure(glueFiles),

@@ -1,5 +1,5 @@
 // Module hooks (node:module register()) for the leak scanner: an import of the built package's
-// Node entry (pkg/index.js, or the same file installed elsewhere) is answered with a small module
+// Node entries (pkg/node.js or pkg/index.js, or the same files installed elsewhere) is answered with a small module
 // that re-exports it through instrument.mjs. The package's own files are loaded unchanged.
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,14 +13,17 @@ export function initialize(data) {
   instrumentUrl = data.instrumentUrl;
 }
 
-/** Whether `url` is the package's Node ESM entry: index.js beside qbank_connect.js, importing it. */
+/**
+ * Whether `url` is one of the package's ESM entries for Node: index.js or node.js beside
+ * qbank_connect.js (each a bundle that exports the classes).
+ */
 function isPackageEntry(url) {
-  if (!url.startsWith("file:") || url.includes("?") || !url.endsWith("/index.js")) return false;
+  if (!url.startsWith("file:") || url.includes("?") || !/\/(index|node)\.js$/.test(url)) return false;
   if (!entries.has(url)) {
     let yes = false;
     try {
       const file = fileURLToPath(url);
-      yes = existsSync(join(dirname(file), "qbank_connect.js")) && readFileSync(file, "utf8").includes('from "./qbank_connect.js"');
+      yes = existsSync(join(dirname(file), "qbank_connect.js")) && /\bexport\s*\{[^}]*\bQBankClient\b/.test(readFileSync(file, "utf8"));
     } catch {
       yes = false;
     }

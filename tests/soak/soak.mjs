@@ -16,7 +16,7 @@
 // --inject-leak deliberately leaks per call (wasm: __wbindgen_malloc(BYTES) never freed, through
 // the package's own allocator; js: BYTES/8 retained 8-byte array slots), to prove that the
 // detector sees a leak of that size (tests/js/soak.test.mjs runs it).
-// QBANK_PKG_URL runs the soak against another build of the same API (default pkg/index.js).
+// QBANK_PKG_URL runs the soak against another build of the same API (default pkg/node.src.js).
 import { spawn } from "node:child_process";
 import { setMaxListeners } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -26,7 +26,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(ROOT, "pkg", "node.js")).href;
+// The unbundled Node entry (the same files the published node.js bundles), so that the glue
+// module below is the instance the classes use.
+const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(ROOT, "pkg", "node.src.js")).href;
 const GLUE_URL = new URL("./qbank_connect.js", PKG_URL).href;
 const SANDBOX = join(ROOT, "tests", "servers", "sandbox.mjs");
 
