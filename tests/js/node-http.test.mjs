@@ -3,12 +3,18 @@
 // through it (and through fetch); this file covers what only a transport of its own can get
 // wrong: the keep-alive race (a GET written to a socket the server is closing is sent again once;
 // a POST is not), bodies a server compresses although nobody asked, a BOM, and that a timeout or
-// an abort really closes the connection. The server is a raw TCP one, so every socket is seen.
+// an abort really closes the connection, and that HTTPS verifies certificates. The server is a raw
+// TCP one, so every socket is seen.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import zlib from "node:zlib";
-import { QBankClient, TokenManager, rejectionOf, assertQBankError } from "./token-support.mjs";
+import { PKG_URL, QBankClient, TokenManager, rejectionOf, assertQBankError } from "./token-support.mjs";
 
 const TOKEN = JSON.stringify({ access_token: "node-http-token-1", token_type: "Bearer", expires_in: 3600 });
 const BALANCE = JSON.stringify({ account_id: "acct-1", available_balance: "10.50", ledger_balance: "11.00", currency: "EUR" });
@@ -177,5 +183,63 @@ describe("Node transport (node:http with keep-alive, the Node entry's default)",
     const err = await rejectionOf(bank.getBalance("acct-1"));
     assertQBankError(err, "invalid_response", { status: 200 });
     await until("the server to see the connection closed", () => s.closed.includes(0));
+  });
+});
+
+// ---- HTTPS: certificates are verified (a self-signed one is refused), and a trusted one works ----
+
+/** A throw-away self-signed certificate for 127.0.0.1 (openssl, valid two days). */
+function selfSigned() {
+  const dir = mkdtempSync(join(tmpdir(), "qbank-tls-"));
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2",
+    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stdio: "ignore" });
+  return { dir, certFile: join(dir, "cert.pem"), key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) };
+}
+
+describe("Node transport over HTTPS", () => {
+  it("verifies certificates: a self-signed one is refused before any HTTP request; trusted (NODE_EXTRA_CA_CERTS), it works with keep-alive", async () => {
+    const tls = selfSigned();
+    const seen = [];
+    const server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.setHeader("content-type", "application/json");
+      res.end(req.url === "/token" ? TOKEN : BALANCE);
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `https://127.0.0.1:${server.address().port}`;
+    try {
+      const options = { environment: { tokenUrl: `${base}/token`, apiBaseUrl: base }, clientId: "tls-client", clientSecret: "node-http-secret-value", autoRefresh: false };
+      const bank = new QBankClient(options);
+      const err = await rejectionOf(bank.getBalance("acct-1"));
+      assertQBankError(err, "network");
+      bank.close();
+      assert.deepEqual(seen, [], "no HTTP request reached the server over the untrusted connection");
+
+      // A child that trusts the certificate: the token and two balances over one TLS connection.
+      const child = `const { QBankClient } = await import(${JSON.stringify(PKG_URL)});
+const bank = new QBankClient(${JSON.stringify(options)});
+const a = await bank.getBalance("acct-1"); const b = await bank.getBalance("acct-1");
+console.log(JSON.stringify([a.availableBalance, b.ledgerBalance]));`;
+      // Spawned asynchronously: the server answering it runs in this process.
+      const r = await new Promise((resolve) => {
+        const p = spawn(process.execPath, ["--input-type=module", "-e", child], { env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.certFile } });
+        let stdout = "";
+        let stderr = "";
+        p.stdout.on("data", (c) => (stdout += c));
+        p.stderr.on("data", (c) => (stderr += c));
+        const kill = setTimeout(() => p.kill(), 20_000);
+        p.on("close", (status) => (clearTimeout(kill), resolve({ status, stdout, stderr })));
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout.trim()), ["10.50", "11.00"]);
+      assert.deepEqual(seen, ["POST /token", "GET /v1/balances/acct-1", "GET /v1/balances/acct-1"]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
   });
 });
