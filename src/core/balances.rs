@@ -33,33 +33,33 @@ pub struct Balance {
     pub raw: Json,
 }
 
-impl Balance {
-    /// The object `getBalance` resolves to, as JSON text: `accountId`, `availableBalance`,
-    /// `ledgerBalance`, `currency` and `asOf` when known, and `raw` with every number as a string
-    /// of its exact digits. The JavaScript side makes it an object with one `JSON.parse`: one
-    /// string crosses the wasm boundary instead of one per field.
-    pub fn to_json_text(&self) -> String {
-        let mut out = String::with_capacity(64 + 2 * self.account_id.len());
-        let field = |out: &mut String, name: &str, value: &str| {
-            out.push_str(if out.is_empty() { "{" } else { "," });
-            json::write_string(out, name);
-            out.push(':');
-            json::write_string(out, value);
-        };
-        field(&mut out, "accountId", &self.account_id);
-        field(&mut out, "availableBalance", &self.available_balance);
-        field(&mut out, "ledgerBalance", &self.ledger_balance);
-        if let Some(c) = &self.currency {
-            field(&mut out, "currency", c);
-        }
-        if let Some(a) = &self.as_of {
-            field(&mut out, "asOf", a);
-        }
-        out.push_str(",\"raw\":");
-        json::write(&mut out, &self.raw, true);
-        out.push('}');
-        out
+/// The object `getBalance` resolves to, as JSON text: `accountId`, `availableBalance`,
+/// `ledgerBalance`, `currency` and `asOf` when known, and `raw`, the body itself with every
+/// number turned into a string of its exact digits ([`json::quote_numbers`]). The JavaScript side
+/// makes it an object with one `JSON.parse`: one string crosses the wasm boundary instead of one
+/// per field, and the body is not written again.
+pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error> {
+    let b = parse_balance(account_id, body)?;
+    let mut out = String::with_capacity(96 + 2 * account_id.len() + body.len());
+    let field = |out: &mut String, name: &str, value: &str| {
+        out.push_str(if out.is_empty() { "{" } else { "," });
+        json::write_string(out, name);
+        out.push(':');
+        json::write_string(out, value);
+    };
+    field(&mut out, "accountId", &b.account_id);
+    field(&mut out, "availableBalance", &b.available_balance);
+    field(&mut out, "ledgerBalance", &b.ledger_balance);
+    if let Some(c) = &b.currency {
+        field(&mut out, "currency", c);
     }
+    if let Some(a) = &b.as_of {
+        field(&mut out, "asOf", a);
+    }
+    out.push_str(",\"raw\":");
+    json::quote_numbers(&mut out, body);
+    out.push('}');
+    Ok(out)
 }
 
 /// Whether `s` is a plain decimal amount: an optional leading `-`, then `0` or digits not
@@ -554,10 +554,16 @@ mod tests {
     }
     #[test]
     fn the_result_object_is_json_with_exact_amounts_and_raw_numbers_as_strings() {
-        let b = ok(r#"{"account_id":"A1B2C3D4-e5f6-7890-1234-567890abcde",
+        let v = json::parse(
+            &balance_result_json(
+                ID,
+                r#"{"account_id":"A1B2C3D4-e5f6-7890-1234-567890abcde",
             "available_balance":12345678901234567.89, "ledger_balance":"-0.10",
-            "currency":"EUR","as_of":"2026-11-20\"T\u2028","n":[1e2,{"x":null}]}"#);
-        let v = json::parse(&b.to_json_text()).unwrap();
+            "currency":"EUR","as_of":"2026-11-20\"T\u2028","n":[1e2,{"x":null}]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
         let keys: Vec<&str> = v
             .as_object()
             .unwrap()
@@ -595,7 +601,8 @@ mod tests {
 
     #[test]
     fn the_result_object_leaves_out_what_the_bank_did_not_say() {
-        let text = ok(r#"{"available_balance":"1","ledger_balance":"2"}"#).to_json_text();
+        let text =
+            balance_result_json(ID, r#"{"available_balance":"1","ledger_balance":"2"}"#).unwrap();
         let v = json::parse(&text).unwrap();
         assert!(v.get("currency").is_none() && v.get("asOf").is_none());
         assert_eq!(v.get("raw").unwrap().as_object().unwrap().len(), 2);

@@ -497,6 +497,44 @@ pub fn write(out: &mut String, value: &Json, exact_numbers: bool) {
     }
 }
 
+/// Appends `text`, which must be JSON that [`parse`] accepted, with every number turned into a
+/// JSON string of exactly its digits (`{"a":1.50}` → `{"a":"1.50"}`); everything else, whitespace
+/// and escapes included, is copied as it is. `JSON.parse` of the result gives the value of
+/// [`write`] with `exact_numbers`, without building and writing the value again.
+pub fn quote_numbers(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut run = 0; // start of the bytes not yet copied
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string: to its closing quote, past escaped characters.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                // Every boundary here is an ASCII byte, so these are whole characters.
+                out.push_str(text.get(run..start).unwrap_or_default());
+                out.push('"');
+                out.push_str(text.get(start..i).unwrap_or_default());
+                out.push('"');
+                run = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+}
+
 /// Appends `s` as a JSON string, quotes included.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -966,6 +1004,61 @@ mod tests {
             write(&mut text, &v, true);
             proptest::prop_assert_eq!(parse(&text).unwrap(), numbers_to_strings(&v));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_numbers_parse_as_the_exact_value(v in any_json(), pretty in proptest::bool::ANY) {
+            let mut text = String::new();
+            if pretty {
+                write_spaced(&mut text, &v);
+            } else {
+                write(&mut text, &v, false);
+            }
+            let mut quoted = String::new();
+            quote_numbers(&mut quoted, &text);
+            proptest::prop_assert_eq!(parse(&quoted).unwrap(), numbers_to_strings(&v));
+        }
+    }
+
+    /// `write`, with whitespace around every token (copied as it is by `quote_numbers`).
+    fn write_spaced(out: &mut String, v: &Json) {
+        out.push_str(" \n");
+        match v {
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    out.push_str(if i > 0 { " ,\t" } else { " " });
+                    write_spaced(out, item);
+                }
+                out.push_str(" ]");
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (k, item)) in members.iter().enumerate() {
+                    out.push_str(if i > 0 { " ,\r\n" } else { " " });
+                    write_string(out, k);
+                    out.push_str(" : ");
+                    write_spaced(out, item);
+                }
+                out.push_str(" }");
+            }
+            scalar => write(out, scalar, false),
+        }
+        out.push(' ');
+    }
+
+    #[test]
+    fn quote_numbers_leaves_strings_and_escapes_alone() {
+        let mut out = String::new();
+        quote_numbers(
+            &mut out,
+            r#" {"a\"1":[-1.5e+3, "2", true, null, {"\\":0}]} "#,
+        );
+        assert_eq!(
+            out,
+            r#" {"a\"1":["-1.5e+3", "2", true, null, {"\\":"0"}]} "#
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::prelude::*;
 use alloc::rc::Rc;
 
-use crate::core::balances::{balance_url, bearer_get, parse_balance};
+use crate::core::balances::{balance_result_json, balance_url, bearer_get};
 use crate::core::json;
 use crate::core::oauth::parse_retry_after;
 use crate::core::path::resolve_api_url;
@@ -212,7 +212,7 @@ impl Client {
     ) -> Result<JsValue, JsValue> {
         let url = balance_url(&self.api_base, &account_id).map_err(|e| to_js(&e))?;
         let resp = self.get(url, signal, wait_until, first).await?;
-        let text = balance_json(&account_id, &resp.body).map_err(|e| to_js(&e))?;
+        let text = balance_result_json(&account_id, &resp.body).map_err(|e| to_js(&e))?;
         Ok(JSON::parse(&text).unwrap_or(JsValue::UNDEFINED))
     }
 
@@ -253,11 +253,6 @@ impl Client {
             return Ok(response);
         }
     }
-}
-
-/// The object `getBalance` resolves to, as JSON text (see [`Balance::to_json_text`]).
-fn balance_json(account_id: &str, body: &str) -> Result<String, Error> {
-    parse_balance(account_id, body).map(|b| b.to_json_text())
 }
 
 /// `getBalance`'s account id, which must be a string.
@@ -350,7 +345,7 @@ impl QBankClient {
     /// text (one string across the boundary; the package's JavaScript parses it).
     #[wasm_bindgen(js_name = __balanceJson)]
     pub fn balance_json(&self, account_id: &str, body: &str) -> Result<String, JsValue> {
-        balance_json(account_id, body).map_err(|e| to_js(&e))
+        balance_result_json(account_id, body).map_err(|e| to_js(&e))
     }
 
     /// Internal, for the fast path: `getBalance`, with the first answer (what `support.js`'s
