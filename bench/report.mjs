@@ -4,6 +4,7 @@ export const LABELS = {
   ours: "**qbank-connect (ours)**",
   badgateway: "@badgateway/oauth2-client",
   openid: "openid-client v6 + typical cache",
+  floorhttp: "(reference) the floor on node:http",
 };
 export const BAR = { tokenRequests: 1, ratio: 0.95, tokenNs: 150, gzipKB: 16, startupMs: 2 };
 
@@ -85,7 +86,7 @@ export function renderMarkdown(r) {
     L.push("| runtime | contender | calls/s | ratio to floor (min–max) | p50 ms | p99 ms | failures | server CPU busy |");
     L.push("|---|---|--:|--:|--:|--:|--:|--:|");
     for (const rt of rts) {
-      for (const c of cs) {
+      for (const c of [...cs, ...(meta.reference ?? [])]) {
         const t = r.runtimes[rt]?.[c]?.throughput;
         if (!t) continue;
         L.push(`| ${rt} | ${LABELS[c]} | ${fmt(t.callsPerSec)} | ${fmt(t.ratio, 2)} (${fmt(t.ratioMin, 2)}–${fmt(t.ratioMax, 2)}) | ${fmt(t.p50, 2)} | ${fmt(t.p99, 2)} | ${t.failures} | ${fmt(t.serverBusy * 100)} % |`);
@@ -99,6 +100,9 @@ export function renderMarkdown(r) {
       if (bad) failed.push(`- ${rt} / ${c}: ${t.failures} of ${t.rounds.length * meta.config.calls} calls failed, e.g. “${bad.error}” (its calls/s counts them)`);
     }
     if (failed.length) L.push(...failed, "");
+    if ((meta.reference ?? []).some((c) => rts.some((rt) => r.runtimes[rt]?.[c]?.throughput))) {
+      L.push("The reference row (Node only) is the same hand-written floor with `node:http` and a keep-alive agent instead of `fetch` (`contenders/floorhttp.mjs`). In Node ours sends with `node:http` (the package's `node` entry), so its ratio to the `fetch` floor there measures the transport as much as the library: compare ours with the reference row for the library's own cost on the same transport.\n");
+    }
     if (rts.includes("workerd")) L.push("In workerd the loop runs inside the isolate as 8 concurrent requests of 8 calls at a time each (so no request holds more than 10,000 timers); its clock moves only at I/O, so its p50/p99 are whole milliseconds of I/O time.\n");
   }
 

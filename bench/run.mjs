@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import { gzipSync } from "node:zlib";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, statSync } from "node:fs";
-import { join, relative, dirname } from "node:path";
+import { join, relative, dirname, resolve } from "node:path";
 import { cpus } from "node:os";
 import { ROOT, BIN, PKG, run, stopChild } from "../tests/js/harness.mjs";
 import { startWorker, WORKER_BUILD } from "./workerd.mjs";
@@ -35,7 +35,11 @@ const QUICK = argv.includes("--quick");
 const RUNTIMES = opt("runtimes", ALL_RUNTIMES.join(",")).split(",");
 const PHASES = new Set(opt("phases", "1,2,3,4,5,6,7").split(",").map(Number));
 const CONTENDERS = opt("contenders", ALL_CONTENDERS.join(",")).split(",");
-const OUT = join(ROOT, opt("out", "bench"));
+// Phase 4 on Node also runs the floor written with node:http (contenders/floorhttp.mjs), as a
+// reference row: ours uses node:http in Node. --no-reference leaves it out.
+const NODE_REFERENCE = CONTENDERS.includes("floor") && !argv.includes("--no-reference") ? ["floorhttp"] : [];
+// --out is relative to the repository root unless absolute.
+const OUT = resolve(ROOT, opt("out", "bench"));
 const CFG = {
   stampede: 1000, // concurrent calls in phases 1-3
   tokenDelayMs: 500, // the token endpoint answers after this in phases 1-3 (real ones take 50-500 ms),
@@ -277,9 +281,10 @@ async function throughputOnce(runtime, contender) {
 }
 async function throughputPhase(runtime) {
   const rounds = [];
+  const list = runtime === "node" ? [...CONTENDERS, ...NODE_REFERENCE] : CONTENDERS;
   for (let r = 0; r < CFG.rounds; r++) {
     // Interleaved: each round runs every contender once, in a rotated order.
-    const order = CONTENDERS.map((_, i) => CONTENDERS[(i + r) % CONTENDERS.length]);
+    const order = list.map((_, i) => list[(i + r) % list.length]);
     const round = {};
     for (const c of order) {
       round[c] = await throughputOnce(runtime, c);
@@ -288,7 +293,7 @@ async function throughputPhase(runtime) {
     rounds.push(round);
   }
   const out = {};
-  for (const c of CONTENDERS) {
+  for (const c of list) {
     const ratios = rounds.map((round) => round[c].callsPerSec / round.floor.callsPerSec);
     out[c] = {
       callsPerSec: median(rounds.map((x) => x[c].callsPerSec)),
@@ -407,7 +412,7 @@ async function main() {
   const pkgInfo = preparePackage();
   const srv = await spawnJsonLine(process.execPath, [join(BENCH, "server.mjs")]);
   SERVER = srv.info.url;
-  const results = { meta: { date: new Date().toISOString(), quick: QUICK, config: CFG, versions: versions(), package: { ...pkgInfo, gitHead: run("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]).stdout.trim(), gitDirty: run("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "pkg-template", "Cargo.toml", "Cargo.lock"]).stdout.trim() !== "" }, runtimes: RUNTIMES, contenders: CONTENDERS, phases: [...PHASES] }, runtimes: {} };
+  const results = { meta: { date: new Date().toISOString(), quick: QUICK, config: CFG, versions: versions(), package: { ...pkgInfo, gitHead: run("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]).stdout.trim(), gitDirty: run("git", ["-C", ROOT, "status", "--porcelain", "--", "src", "pkg-template", "Cargo.toml", "Cargo.lock"]).stdout.trim() !== "" }, runtimes: RUNTIMES, contenders: CONTENDERS, reference: NODE_REFERENCE, phases: [...PHASES] }, runtimes: {} };
   try {
     for (const rt of RUNTIMES) {
       const R = (results.runtimes[rt] = {});
@@ -423,7 +428,7 @@ async function main() {
       if (PHASES.has(4)) {
         log(`\n==> ${rt}: phase 4 (${CFG.calls} calls at concurrency ${CFG.concurrency}, ${CFG.rounds} interleaved rounds)`);
         const t = await throughputPhase(rt);
-        for (const c of CONTENDERS) R[c].throughput = t[c];
+        for (const c of Object.keys(t)) (R[c] ??= {}).throughput = t[c];
       }
       if (PHASES.has(5)) {
         log(`\n==> ${rt}: phase 5 (getToken() on a warm client)`);
