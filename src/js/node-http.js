@@ -45,14 +45,29 @@ const STALE_SOCKET = ["ECONNRESET", "EPIPE"];
 const UTF8 = new TextDecoder(); // strips a BOM and replaces bad bytes, as Response.text() does
 
 export async function nodeTransport(method, url, headers, body, timeoutMs, maxBytes, signal) {
-  let target;
-  try {
-    target = new URL(url);
-  } catch {
-    return { ok: false, kind: "network", answered: false, sent: false };
-  }
+  const target = targetOf(url);
+  if (!target) return { ok: false, kind: "network", answered: false, sent: false };
   const transport = transports[target.protocol] || (await transportFor(target.protocol));
   return new Promise((resolve) => attempt({ method, target, transport, headers, body, timeoutMs, maxBytes, signal }, resolve, true));
+}
+
+/** The request options of a URL (remembered: a client asks for a handful of URLs). */
+const targets = new Map();
+function targetOf(url) {
+  let t = targets.get(url);
+  if (t === undefined) {
+    let u;
+    try {
+      u = new URL(url);
+    } catch {
+      return undefined;
+    }
+    const hostname = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+    t = { protocol: u.protocol, options: { protocol: u.protocol, hostname, port: u.port || undefined, path: u.pathname + u.search } };
+    if (targets.size >= 256) targets.clear();
+    targets.set(url, t);
+  }
+  return t;
 }
 
 function attempt(r, resolve, mayRetry) {
@@ -80,7 +95,7 @@ function attempt(r, resolve, mayRetry) {
   const timer = setTimeout(() => fail("timeout"), r.timeoutMs);
   const unlisten = listen(r.signal, () => fail("aborted"));
   try {
-    req = r.transport.lib.request(target, { method: r.method, headers, agent: r.transport.agent });
+    req = r.transport.lib.request({ ...target.options, method: r.method, headers, agent: r.transport.agent });
   } catch (e) {
     // Refused synchronously (e.g. a header value Node will not send): nothing left.
     req = { destroy() {} };
