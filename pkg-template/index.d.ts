@@ -42,7 +42,10 @@ export interface TokenManagerOptions {
   defaultLifetimeSeconds?: number;
   /** Timeout of one token request, in ms. Default 10000. */
   timeoutMs?: number;
-  /** A fetch to use instead of the global one. */
+  /**
+   * A fetch to send every request with. Without it: the global fetch in Deno, Bun and Workers,
+   * and in Node `node:http`/`node:https` with a keep-alive agent (the package's node entry).
+   */
   fetch?: typeof fetch;
   /** `ctx.waitUntil` on Workers, so a background refresh outlives the request that started it. */
   waitUntil?: (promise: Promise<unknown>) => void;

@@ -335,9 +335,15 @@ fn balance_fixed_text() -> &'static str {
             r#"{"available_balance":"1","ledger_balance":"1","currency":1}"#,
             r#"{"available_balance":{"amount":"1","currency":"A"},"ledger_balance":"1","currency":"B"}"#,
         ] {
-            if let Err(e) = parse_balance("acc-1", body) {
-                out.push_str(&e.message);
-                out.push('\n');
+            // Each refusal names the field as the body spelled it: snake_case and camelCase.
+            let camel = body
+                .replace("available_balance", "availableBalance")
+                .replace("ledger_balance", "ledgerBalance");
+            for body in [body, camel.as_str()] {
+                if let Err(e) = parse_balance("acc-1", body) {
+                    out.push_str(&e.message);
+                    out.push('\n');
+                }
             }
         }
         out

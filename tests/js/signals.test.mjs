@@ -2,6 +2,7 @@
 // warns from the 11th abort listener), and aborting it still reaches every call.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 import { PKG } from "./harness.mjs";
 
@@ -70,6 +71,35 @@ test("a signal that is not an AbortSignal is a QBankError before anything is sen
     assert.equal(await codeOf(bank.getBalance("acct-realtime", { signal: "soon" })), "QBankError config", "with a cached token too");
     assert.equal(sent.length, warm, "nothing more was sent");
   } finally {
+    bank.close();
+    await sb.close();
+  }
+});
+
+test("a long-lived signal shared by many calls keeps one listener of ours and gets nothing per call (no AbortSignal.any follower: in Node 20 each leaves ~55 bytes on the source for good)", async () => {
+  const sb = await startSandbox();
+  const bank = new QBankClient({
+    environment: { tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl },
+    clientId: CLIENT.clientId,
+    clientSecret: CLIENT.clientSecret,
+    allowInsecureHttp: true,
+  });
+  const shared = new AbortController();
+  const originalAny = AbortSignal.any;
+  let followers = 0;
+  AbortSignal.any = function (...args) {
+    if (args[0]?.includes?.(shared.signal)) followers += 1;
+    return originalAny.apply(this, args);
+  };
+  try {
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 40 }, () => bank.getBalance("acct-realtime", { signal: shared.signal })));
+      await bank.tokens.getToken({ signal: shared.signal, forceRefresh: round === 1 });
+    }
+    assert.equal(followers, 0, "no follower signal was made from the caller's signal");
+    assert.equal(getEventListeners(shared.signal, "abort").length, 1, "one listener of ours on the caller's signal, whatever the number of calls");
+  } finally {
+    AbortSignal.any = originalAny;
     bank.close();
     await sb.close();
   }
