@@ -500,7 +500,7 @@ pub fn write(out: &mut String, value: &Json, exact_numbers: bool) {
 /// Appends `text`, which must be JSON that [`parse`] accepted, with every number turned into a
 /// JSON string of exactly its digits (`{"a":1.50}` → `{"a":"1.50"}`); everything else, whitespace
 /// and escapes included, is copied as it is. `JSON.parse` of the result gives the value of
-/// [`write`] with `exact_numbers`, without building and writing the value again.
+/// [`write()`] with `exact_numbers`, without building and writing the value again.
 pub fn quote_numbers(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let mut run = 0; // start of the bytes not yet copied
