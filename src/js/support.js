@@ -434,7 +434,11 @@ const sweeper = {
       if (e.at <= now) {
         e.done = true;
         this.live -= 1;
-        e.expire();
+        try {
+          e.expire();
+        } catch {
+          // An abort listener that throws must not keep the other deadlines from firing.
+        }
       } else {
         keep.push(e);
         if (e.at < next) next = e.at;
