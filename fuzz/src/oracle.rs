@@ -55,6 +55,22 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// The value with every number replaced by a string of its exact text (what getBalance's `raw`
+/// holds).
+pub fn numbers_as_strings(v: &Json) -> Json {
+    match v {
+        Json::Number(n) => Json::String(n.clone()),
+        Json::Array(items) => Json::Array(items.iter().map(numbers_as_strings).collect()),
+        Json::Object(members) => Json::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), numbers_as_strings(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The JSON text of a value.
 pub fn to_json(v: &Json) -> String {
     let mut s = String::new();

@@ -458,49 +458,10 @@ pub fn push_escaped(out: &mut String, s: &str) {
     out.push_str(&s[run..]);
 }
 
-/// Appends `value` as JSON text. With `exact_numbers`, numbers are written as JSON strings
-/// holding exactly the digits that were parsed (money must not pass through a float on the other
-/// side); otherwise as the numbers they were. Member order is kept.
-pub fn write(out: &mut String, value: &Json, exact_numbers: bool) {
-    match value {
-        Json::Null => out.push_str("null"),
-        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Json::Number(n) if exact_numbers => {
-            out.push('"');
-            out.push_str(n);
-            out.push('"');
-        }
-        Json::Number(n) => out.push_str(n),
-        Json::String(s) => write_string(out, s),
-        Json::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write(out, v, exact_numbers);
-            }
-            out.push(']');
-        }
-        Json::Object(members) => {
-            out.push('{');
-            for (i, (k, v)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, k);
-                out.push(':');
-                write(out, v, exact_numbers);
-            }
-            out.push('}');
-        }
-    }
-}
-
 /// Appends `text`, which must be JSON that [`parse`] accepted, with every number turned into a
 /// JSON string of exactly its digits (`{"a":1.50}` → `{"a":"1.50"}`); everything else, whitespace
-/// and escapes included, is copied as it is. `JSON.parse` of the result gives the value of
-/// [`write()`] with `exact_numbers`, without building and writing the value again.
+/// and escapes included, is copied as it is. `JSON.parse` of the result is the value with every
+/// number a string of its exact digits, without building and writing the value again.
 pub fn quote_numbers(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     let mut run = 0; // start of the bytes not yet copied
@@ -958,6 +919,44 @@ mod tests {
         );
         assert!(parse(r#"[{"a":1},{"a":2}]"#).is_ok());
     }
+    /// Writes `value` as JSON text (numbers as strings of their digits with `exact_numbers`): the
+    /// texts the property tests feed to `parse` and `quote_numbers`.
+    fn write(out: &mut String, value: &Json, exact_numbers: bool) {
+        match value {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(n) if exact_numbers => {
+                out.push('"');
+                out.push_str(n);
+                out.push('"');
+            }
+            Json::Number(n) => out.push_str(n),
+            Json::String(s) => write_string(out, s),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(out, v, exact_numbers);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, k);
+                    out.push(':');
+                    write(out, v, exact_numbers);
+                }
+                out.push('}');
+            }
+        }
+    }
+
     /// A JSON value tree of bounded depth, with strings from the whole of Unicode (controls,
     /// quotes, backslashes, U+2028) and numbers from the grammar's corners.
     fn any_json() -> impl proptest::strategy::Strategy<Value = Json> {
