@@ -22,7 +22,7 @@ const EXPECTED = { accountId: "acct-1", availableBalance: "10.50", ledgerBalance
 
 /**
  * A raw HTTP/1.1 server. `answer(request)` is called per request with { method, path, body,
- * connection, onConnection } and returns a response { status, headers, body, chunked } (body a
+ * userAgent, connection, onConnection } and returns a response { status, headers, body, chunked } (body a
  * string or Buffer; chunked: sent with chunked framing, no Content-Length), "drop" (destroy the socket without a byte) or "hang" (never answer). Every answer is
  * keep-alive. Resolves { url, requests, connections, closed, close }.
  */
@@ -48,7 +48,8 @@ async function rawServer(answer) {
         const body = buf.subarray(end + 4, end + 4 + length).toString("utf8");
         buf = buf.subarray(end + 4 + length);
         const [method, path] = head[0].split(" ");
-        const request = { method, path, body, connection, onConnection: count++ };
+        const userAgent = /^user-agent:\s*(.*)$/im.exec(head.join("\n"))?.[1];
+        const request = { method, path, body, userAgent, connection, onConnection: count++ };
         requests.push(request);
         const a = answer(request);
         if (a === "drop") return socket.destroy();
@@ -75,6 +76,22 @@ async function rawServer(answer) {
       server.close(() => resolve());
     }),
   };
+}
+
+/**
+ * Runs `node args` with `env` added, asynchronously (the servers answering it run in this
+ * process). Resolves { status, stdout, stderr }; killed after 20 s.
+ */
+function runNode(args, env = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (c) => (stdout += c));
+    p.stderr.on("data", (c) => (stderr += c));
+    const kill = setTimeout(() => p.kill(), 20_000);
+    p.on("close", (status) => (clearTimeout(kill), resolve({ status, stdout, stderr })));
+  });
 }
 
 const tokenOrBalance = (extra) => (r) => (r.path === "/token" ? { body: TOKEN } : extra(r));
@@ -113,6 +130,19 @@ describe("Node transport (node:http with keep-alive, the Node entry's default)",
     for (let i = 0; i < 5; i++) assert.deepEqual({ ...(await bank.getBalance("acct-1")), raw: undefined }, { ...EXPECTED, raw: undefined });
     assert.equal(s.requests.length, 6);
     assert.equal(s.connections.length, 1, "one connection for all six requests");
+  });
+
+  it("sends with node:http, not fetch (which would add a User-Agent), from the ESM entry and from the CommonJS one (node.cjs)", async () => {
+    const { s, bank } = await setup(tokenOrBalance(() => ({ body: BALANCE })));
+    await bank.getBalance("acct-1");
+    const child = `const { QBankClient } = require(${JSON.stringify(new URL("node.cjs", PKG_URL).pathname)});
+new QBankClient({ environment: { tokenUrl: "${s.url}/token", apiBaseUrl: "${s.url}" }, clientId: "c", clientSecret: "node-http-secret-value", allowInsecureHttp: true })
+  .getBalance("acct-1").then((b) => console.log(b.availableBalance), (e) => { console.error(e.code); process.exit(1); });`;
+    const r = await runNode(["-e", child]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "10.50");
+    assert.equal(s.requests.length, 4, "the token and a balance from each entry");
+    assert.deepEqual(s.requests.map((q) => q.userAgent), [undefined, undefined, undefined, undefined], "no User-Agent: node:http, not fetch");
   });
 
   it("the keep-alive race: a GET written to a socket the server drops is sent again, once, on a new socket", async () => {
@@ -223,16 +253,7 @@ describe("Node transport over HTTPS", () => {
 const bank = new QBankClient(${JSON.stringify(options)});
 const a = await bank.getBalance("acct-1"); const b = await bank.getBalance("acct-1");
 console.log(JSON.stringify([a.availableBalance, b.ledgerBalance]));`;
-      // Spawned asynchronously: the server answering it runs in this process.
-      const r = await new Promise((resolve) => {
-        const p = spawn(process.execPath, ["--input-type=module", "-e", child], { env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.certFile } });
-        let stdout = "";
-        let stderr = "";
-        p.stdout.on("data", (c) => (stdout += c));
-        p.stderr.on("data", (c) => (stderr += c));
-        const kill = setTimeout(() => p.kill(), 20_000);
-        p.on("close", (status) => (clearTimeout(kill), resolve({ status, stdout, stderr })));
-      });
+      const r = await runNode(["--input-type=module", "-e", child], { NODE_EXTRA_CA_CERTS: tls.certFile });
       assert.equal(r.status, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout.trim()), ["10.50", "11.00"]);
       assert.deepEqual(seen, ["POST /token", "GET /v1/balances/acct-1", "GET /v1/balances/acct-1"]);
