@@ -119,7 +119,7 @@ fn api_error(resp: &HttpResponse, scrub_text: &dyn Fn(&str) -> String) -> JsValu
         .reached(true);
     let mut extra: Vec<(&str, JsValue)> = Vec::new();
     if let Some(p) = &problem {
-        extra.push(("problem", json_to_js(p, false)));
+        extra.push(("problem", json_to_js(p)));
     }
     if let Some(scope) = challenge.and_then(|c| c.scope) {
         let scope = scrub_text(&scope.join(" "));

@@ -95,6 +95,17 @@ impl Options {
             .ok_or_else(|| wrong_type(name, "true or false"))
     }
 
+    /// `timeoutMs`: one request's timeout, 1 ms to 10 minutes, 10 s when absent.
+    pub fn timeout_ms(&self) -> Result<u64, Error> {
+        match self.number("timeoutMs")? {
+            None => Ok(10_000),
+            Some(v) if (1.0..=600_000.0).contains(&v) => Ok(v as u64),
+            Some(_) => Err(Error::config(
+                "option `timeoutMs` must be a number of milliseconds from 1 to 600000",
+            )),
+        }
+    }
+
     /// An `AbortSignal` option (undefined when absent or null).
     pub fn signal(&self, name: &str) -> Result<JsValue, Error> {
         let v = self.get(name);

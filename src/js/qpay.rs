@@ -45,15 +45,7 @@ fn place(o: &Options) -> Result<Place, Error> {
         insecure,
     )?;
     let realm = o.string("realm")?.unwrap_or_else(|| DEFAULT_REALM.into());
-    let timeout_ms = match o.number("timeoutMs")? {
-        None => 10_000,
-        Some(v) if (1.0..=600_000.0).contains(&v) => v as u64,
-        Some(_) => {
-            return Err(Error::config(
-                "option `timeoutMs` must be a number of milliseconds from 1 to 600000",
-            ))
-        }
-    };
+    let timeout_ms = o.timeout_ms()?;
     Ok(Place {
         token_url: qpay::token_url(&base, &realm)?,
         base,
@@ -190,7 +182,7 @@ fn record_to_js(v: &Json) -> JsValue {
             if k == "client_secret" || k == "clientSecret" || k == "secret" {
                 continue;
             }
-            set(&o, &snake_to_camel(k), &super::json::to_js(val, false));
+            set(&o, &snake_to_camel(k), &super::json::to_js(val));
         }
     }
     o.into()

@@ -144,15 +144,7 @@ impl Config {
             )?,
             ..defaults
         };
-        let timeout_ms = match o.number("timeoutMs")? {
-            None => 10_000,
-            Some(v) if (1.0..=600_000.0).contains(&v) => v as u64,
-            Some(_) => {
-                return Err(Error::config(
-                    "option `timeoutMs` must be a number of milliseconds from 1 to 600000",
-                ))
-            }
-        };
+        let timeout_ms = o.timeout_ms()?;
         let policy = RefreshPolicy {
             // A flight is given up well after its own timeout could have ended it.
             flight_timeout_ms: timeout_ms
