@@ -79,14 +79,16 @@ function attempt(r, resolve, mayRetry) {
   let answered = false;
   let status;
   let req;
-  const finish = (answer) => {
+  // Ends this attempt once: its timer and signal listener go, then `next` runs.
+  const settle = (next) => {
     if (settled) return false;
     settled = true;
     clearTimeout(timer);
     unlisten();
-    resolve(answer);
+    next();
     return true;
   };
+  const finish = (answer) => settle(() => resolve(answer));
   const fail = (kind, error) => {
     const answer = { ok: false, kind, answered, sent: answered || !notSent(error) };
     if (status !== undefined) answer.status = status;
@@ -104,11 +106,8 @@ function attempt(r, resolve, mayRetry) {
   req.on("error", (e) => {
     // The keep-alive race: the server closed an idle socket as we reused it. A GET is sent
     // again, once, on a new socket (what Node's documentation recommends).
-    if (!settled && !answered && mayRetry && r.method === "GET" && req.reusedSocket && STALE_SOCKET.includes(e && e.code)) {
-      settled = true;
-      clearTimeout(timer);
-      unlisten();
-      attempt(r, resolve, false);
+    if (!answered && mayRetry && r.method === "GET" && req.reusedSocket && STALE_SOCKET.includes(e && e.code)) {
+      settle(() => attempt(r, resolve, false));
       return;
     }
     fail("network", e);
