@@ -57,7 +57,7 @@ pub fn write_json_string(s: &str, out: &mut String) {
 
 /// The value with every number replaced by a string of its exact text (what getBalance's `raw`
 /// holds).
-pub fn numbers_as_strings(v: &Json) -> Json {
+pub fn numbers_as_strings<'a>(v: &Json<'a>) -> Json<'a> {
     match v {
         Json::Number(n) => Json::String(n.clone()),
         Json::Array(items) => Json::Array(items.iter().map(numbers_as_strings).collect()),

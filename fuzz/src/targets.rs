@@ -351,7 +351,7 @@ fn balance_fixed_text() -> &'static str {
 }
 
 /// The amount `parse_balance` should have read for one field, as (value, nested currency).
-fn expected_amount<'a>(raw: &'a Json, snake: &str, camel: &str) -> Option<&'a Json> {
+fn expected_amount<'r, 'a>(raw: &'r Json<'a>, snake: &str, camel: &str) -> Option<&'r Json<'a>> {
     let v = raw.get(snake).or_else(|| raw.get(camel))?;
     match v {
         Json::Object(_) => v.get("amount"),
@@ -662,8 +662,8 @@ fn is_json_number_text(t: &str) -> bool {
 /// a JSON number, non-negative, truncated to whole seconds, at most ten years.
 fn expected_expires_in_ms(v: Option<&Json>) -> Option<u64> {
     let text = match v? {
-        Json::Number(n) => n.as_str(),
-        Json::String(s) if is_json_number_text(s) => s.as_str(),
+        Json::Number(n) => &**n,
+        Json::String(s) if is_json_number_text(s) => &**s,
         _ => return None,
     };
     let secs = scaled_floor(text, 0)?;

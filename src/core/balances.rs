@@ -9,28 +9,30 @@ use crate::core::path::{account_path_segment, resolve_api_url};
 use crate::core::url::ParsedUrl;
 use crate::core::{concat, Error, ErrorCode, HttpRequest};
 use crate::prelude::*;
+use alloc::borrow::Cow;
 
 /// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
 pub const MAX_INTEGER_DIGITS: usize = 30;
 /// Most fraction digits an amount may have.
 pub const MAX_FRACTION_DIGITS: usize = 20;
 
-/// One account balance, exactly as the bank sent it.
+/// One account balance, exactly as the bank sent it; borrows from the id and body it was read
+/// from (text is copied only where the body escaped it or an exponent had to be expanded).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Balance {
+pub struct Balance<'a> {
     /// The account id that was asked for.
-    pub account_id: String,
+    pub account_id: &'a str,
     /// The available balance: plain decimal text (see [`is_decimal_amount`]).
-    pub available_balance: String,
+    pub available_balance: Cow<'a, str>,
     /// The ledger balance: plain decimal text.
-    pub ledger_balance: String,
+    pub ledger_balance: Cow<'a, str>,
     /// The currency, if the bank said (top level, or inside the amount objects).
-    pub currency: Option<String>,
+    pub currency: Option<Cow<'a, str>>,
     /// When the balance is valid, verbatim (`as_of`, `asOf` or `balance_date`). The docs
     /// disagree between real-time and previous business day, so it is passed through, not read.
-    pub as_of: Option<String>,
+    pub as_of: Option<Cow<'a, str>>,
     /// The whole parsed body, for fields this struct does not name.
-    pub raw: Json,
+    pub raw: Json<'a>,
 }
 
 /// The object `getBalance` resolves to, as JSON text: `accountId`, `availableBalance`,
@@ -38,16 +40,23 @@ pub struct Balance {
 /// number turned into a string of its exact digits ([`json::quote_numbers`]). The JavaScript side
 /// makes it an object with one `JSON.parse`: one string crosses the wasm boundary instead of one
 /// per field, and the body is not written again.
+///
+/// A body without any number (the documented form: amounts are strings) needs no quoting, so
+/// `raw` is left out of the text: it is exactly `JSON.parse(body)`, which the caller adds (the
+/// engine's own parser reads the body faster than it can be copied through this text).
 pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error> {
     let b = parse_balance(account_id, body)?;
-    let mut out = String::with_capacity(96 + 2 * account_id.len() + body.len());
+    let numbers = b.raw.has_number();
+    let mut out = String::with_capacity(
+        96 + 2 * account_id.len() + if numbers { body.len() + 32 } else { 0 },
+    );
     let field = |out: &mut String, name: &str, value: &str| {
         out.push_str(if out.is_empty() { "{" } else { "," });
         json::write_string(out, name);
         out.push(':');
         json::write_string(out, value);
     };
-    field(&mut out, "accountId", &b.account_id);
+    field(&mut out, "accountId", b.account_id);
     field(&mut out, "availableBalance", &b.available_balance);
     field(&mut out, "ledgerBalance", &b.ledger_balance);
     if let Some(c) = &b.currency {
@@ -56,8 +65,10 @@ pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error
     if let Some(a) = &b.as_of {
         field(&mut out, "asOf", a);
     }
-    out.push_str(",\"raw\":");
-    json::quote_numbers(&mut out, body);
+    if numbers {
+        out.push_str(",\"raw\":");
+        json::quote_numbers(&mut out, body);
+    }
     out.push('}');
     Ok(out)
 }
@@ -111,7 +122,7 @@ pub fn bearer_get(url: &str, access_token: &str) -> HttpRequest {
 /// amount, `"1,234.56"`, `"NaN"`, `"Infinity"`, `1e400`, booleans, objects without an amount,
 /// currencies that disagree, and an `account_id`/`accountId` in the body that differs
 /// (ignoring ASCII case) from the one asked for.
-pub fn parse_balance(account_id: &str, body: &str) -> Result<Balance, Error> {
+pub fn parse_balance<'a>(account_id: &'a str, body: &'a str) -> Result<Balance<'a>, Error> {
     let raw = match json::parse(body) {
         Ok(v) => v,
         Err(_) if body.trim().is_empty() => return Err(invalid("the balance response is empty")),
@@ -154,7 +165,7 @@ pub fn parse_balance(account_id: &str, body: &str) -> Result<Balance, Error> {
             ))
         }
     };
-    let mut currency: Option<String> = None;
+    let mut currency: Option<Cow<'a, str>> = None;
     for c in [top_currency, avail_currency, ledger_currency]
         .into_iter()
         .flatten()
@@ -177,7 +188,7 @@ pub fn parse_balance(account_id: &str, body: &str) -> Result<Balance, Error> {
     };
 
     Ok(Balance {
-        account_id: String::from(account_id),
+        account_id,
         available_balance: available,
         ledger_balance: ledger,
         currency,
@@ -198,16 +209,19 @@ fn invalid(what: &str) -> Error {
 }
 
 /// The first of `names` present in the object, with its name.
-fn first<'a>(obj: &'a Json, names: &[&'static str]) -> Option<(&'static str, &'a Json)> {
+fn first<'r, 'a>(
+    obj: &'r Json<'a>,
+    names: &[&'static str],
+) -> Option<(&'static str, &'r Json<'a>)> {
     names.iter().find_map(|&n| obj.get(n).map(|v| (n, v)))
 }
 
 /// An amount and the currency nested with it, if any.
-fn amount_field(
-    raw: &Json,
+fn amount_field<'a>(
+    raw: &Json<'a>,
     snake: &'static str,
     camel: &'static str,
-) -> Result<(String, Option<String>), Error> {
+) -> Result<(Cow<'a, str>, Option<Cow<'a, str>>), Error> {
     let Some((name, value)) = first(raw, &[snake, camel]) else {
         return Err(invalid(&concat(&[
             "the balance response has no ",
@@ -237,7 +251,7 @@ fn amount_field(
 }
 
 /// A JSON string or number as exact plain decimal text, or what is wrong with it.
-fn amount(value: &Json) -> Result<String, &'static str> {
+fn amount<'a>(value: &Json<'a>) -> Result<Cow<'a, str>, &'static str> {
     match value {
         Json::String(s) if s.is_empty() => Err("is an empty string"),
         Json::String(s) if is_decimal_amount(s) => Ok(s.clone()),
@@ -258,10 +272,11 @@ fn amount(value: &Json) -> Result<String, &'static str> {
 /// A JSON number as plain decimal text with exactly its digits: no exponent is returned as is;
 /// an exponent is expanded by moving the point (`1.5e3` → `1500`, `1.50e1` → `15.0`).
 /// `None` if the result would exceed the digit limits.
-fn plain_decimal(text: &str) -> Option<String> {
+fn plain_decimal<'a>(number: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    let text: &str = number;
     let d = json::decimal(text)?;
     if !text.contains(['e', 'E']) {
-        return is_decimal_amount(text).then(|| String::from(text));
+        return is_decimal_amount(text).then(|| number.clone());
     }
     let digits = concat(&[d.int, d.frac]);
     let len = digits.len() as i64;
@@ -293,7 +308,7 @@ fn plain_decimal(text: &str) -> Option<String> {
         out.push('.');
         out.push_str(&frac);
     }
-    is_decimal_amount(&out).then_some(out)
+    is_decimal_amount(&out).then_some(Cow::Owned(out))
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -302,7 +317,7 @@ mod tests {
 
     const ID: &str = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 
-    fn ok(body: &str) -> Balance {
+    fn ok(body: &str) -> Balance<'_> {
         parse_balance(ID, body).unwrap()
     }
 
@@ -331,7 +346,7 @@ mod tests {
             r#"{"availableBalance":"1.00","ledgerBalance":"2.00","asOf":"2024-05-01T10:00:00Z"}"#,
         );
         assert_eq!(
-            (b.available_balance.as_str(), b.ledger_balance.as_str()),
+            (&*b.available_balance, &*b.ledger_balance),
             ("1.00", "2.00")
         );
         assert_eq!(b.as_of.as_deref(), Some("2024-05-01T10:00:00Z"));
@@ -382,6 +397,7 @@ mod tests {
                 r#","ledger_balance":"0"}"#,
             ]))
             .available_balance
+            .into_owned()
         };
         assert_eq!(with("1.5e3"), "1500");
         assert_eq!(with("1.50e1"), "15.0");
@@ -554,22 +570,15 @@ mod tests {
     }
     #[test]
     fn the_result_object_is_json_with_exact_amounts_and_raw_numbers_as_strings() {
-        let v = json::parse(
-            &balance_result_json(
-                ID,
-                r#"{"account_id":"A1B2C3D4-e5f6-7890-1234-567890abcde",
+        let text = balance_result_json(
+            ID,
+            r#"{"account_id":"A1B2C3D4-e5f6-7890-1234-567890abcde",
             "available_balance":12345678901234567.89, "ledger_balance":"-0.10",
             "currency":"EUR","as_of":"2026-11-20\"T\u2028","n":[1e2,{"x":null}]}"#,
-            )
-            .unwrap(),
         )
         .unwrap();
-        let keys: Vec<&str> = v
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let v = json::parse(&text).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().iter().map(|(k, _)| &**k).collect();
         assert_eq!(
             keys,
             [
@@ -602,9 +611,31 @@ mod tests {
     #[test]
     fn the_result_object_leaves_out_what_the_bank_did_not_say() {
         let text =
-            balance_result_json(ID, r#"{"available_balance":"1","ledger_balance":"2"}"#).unwrap();
+            balance_result_json(ID, r#"{"available_balance":"1","ledger_balance":2}"#).unwrap();
         let v = json::parse(&text).unwrap();
         assert!(v.get("currency").is_none() && v.get("asOf").is_none());
         assert_eq!(v.get("raw").unwrap().as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn without_any_number_in_the_body_raw_is_left_to_the_caller() {
+        // Every amount a string (the documented form): `raw` is JSON.parse(body), added by the
+        // caller; one number anywhere, even deep inside, and the text carries `raw` itself.
+        let plain = r#"{"available_balance":"1.00","ledger_balance":"2.00","n":[{"x":"3"}]}"#;
+        let v_text = balance_result_json(ID, plain).unwrap();
+        let v = json::parse(&v_text).unwrap();
+        assert!(v.get("raw").is_none());
+        assert_eq!(
+            v.get("availableBalance").and_then(Json::as_str),
+            Some("1.00")
+        );
+        let deep = r#"{"available_balance":"1.00","ledger_balance":"2.00","n":[{"x":3}]}"#;
+        let v_text = balance_result_json(ID, deep).unwrap();
+        let v = json::parse(&v_text).unwrap();
+        let x = v
+            .get("raw")
+            .and_then(|r| r.get("n"))
+            .and_then(Json::as_array);
+        assert_eq!(x.unwrap()[0].get("x").and_then(Json::as_str), Some("3"));
     }
 }

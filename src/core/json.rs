@@ -3,8 +3,13 @@
 //! Numbers are kept as their validated source text and are never converted to floats: balances
 //! are money, and `12345678901234567.89` must come back with every digit. The integer helpers
 //! below read that text exactly.
+//!
+//! A parsed value borrows from the text: numbers, names and strings without escapes are slices of
+//! it, so reading a balance or token answer allocates only the arrays and member lists (in wasm,
+//! where every allocation goes through dlmalloc, that halved the cost of a balance answer).
 
 use crate::prelude::*;
+use alloc::borrow::Cow;
 /// Maximum nesting of arrays and objects. Deeper input is refused so hostile bodies cannot
 /// exhaust the stack (the parser recurses once per level).
 pub const MAX_DEPTH: usize = 64;
@@ -18,27 +23,27 @@ pub const MAX_MEMBERS: usize = 512;
 /// effectively forever.
 pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
-/// A parsed JSON value.
+/// A parsed JSON value, borrowing from the text it was parsed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Json {
+pub enum Json<'a> {
     /// `null`
     Null,
     /// `true` or `false`
     Bool(bool),
     /// A number, as its exact source text (validated against the JSON number grammar).
-    Number(String),
-    /// A string, unescaped.
-    String(String),
+    Number(Cow<'a, str>),
+    /// A string, unescaped (borrowed from the text unless it had escapes).
+    String(Cow<'a, str>),
     /// An array.
-    Array(Vec<Json>),
-    /// An object; members in source order, duplicate keys kept (lookups take the first).
-    Object(Vec<(String, Json)>),
+    Array(Vec<Json<'a>>),
+    /// An object; members in source order (the parser refuses a name twice).
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-impl Json {
+impl<'a> Json<'a> {
     /// The value of the member named `key`, if this is an object that has one (the parser refuses
     /// objects with a name twice).
-    pub fn get(&self, key: &str) -> Option<&Json> {
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
             Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -70,7 +75,7 @@ impl Json {
     }
 
     /// The elements, if this is an array.
-    pub fn as_array(&self) -> Option<&[Json]> {
+    pub fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(items) => Some(items),
             _ => None,
@@ -78,10 +83,20 @@ impl Json {
     }
 
     /// The members, if this is an object.
-    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+    pub fn as_object(&self) -> Option<&[(Cow<'a, str>, Json<'a>)]> {
         match self {
             Json::Object(members) => Some(members),
             _ => None,
+        }
+    }
+
+    /// Whether this is, or contains, a number.
+    pub fn has_number(&self) -> bool {
+        match self {
+            Json::Number(_) => true,
+            Json::Array(items) => items.iter().any(Json::has_number),
+            Json::Object(members) => members.iter().any(|(_, v)| v.has_number()),
+            _ => false,
         }
     }
 
@@ -131,7 +146,7 @@ impl core::fmt::Display for JsonError {
 /// Parses one JSON text. Surrounding whitespace is allowed; anything else after the value is an
 /// error, as are lone surrogates, control characters in strings and nesting deeper than
 /// [`MAX_DEPTH`].
-pub fn parse(text: &str) -> Result<Json, JsonError> {
+pub fn parse(text: &str) -> Result<Json<'_>, JsonError> {
     let mut p = Parser {
         src: text,
         bytes: text.as_bytes(),
@@ -152,7 +167,7 @@ struct Parser<'a> {
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, what: &'static str) -> JsonError {
         JsonError {
             offset: self.pos,
@@ -160,17 +175,19 @@ impl Parser<'_> {
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
-    fn eat_literal(&mut self, lit: &'static str, value: Json) -> Result<Json, JsonError> {
+    fn eat_literal(&mut self, lit: &'static str, value: Json<'a>) -> Result<Json<'a>, JsonError> {
         if self
             .bytes
             .get(self.pos..)
@@ -183,7 +200,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
+    fn value(&mut self, depth: usize) -> Result<Json<'a>, JsonError> {
         match self.peek() {
             None => Err(self.err("unexpected end of input")),
             Some(b'{') => self.object(depth + 1),
@@ -197,7 +214,7 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+    fn array(&mut self, depth: usize) -> Result<Json<'a>, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
@@ -224,17 +241,19 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+    fn object(&mut self, depth: usize) -> Result<Json<'a>, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
         self.pos += 1; // '{'
-        let mut members = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Json::Object(members));
+            return Ok(Json::Object(Vec::new()));
         }
+        // Most objects here (token, balance, problem answers) have a handful of members: one
+        // allocation instead of growing 4 → 8.
+        let mut members = Vec::with_capacity(8);
         loop {
             self.skip_ws();
             if self.peek() != Some(b'"') {
@@ -270,7 +289,7 @@ impl Parser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<Json, JsonError> {
+    fn number(&mut self) -> Result<Json<'a>, JsonError> {
         let start = self.pos;
         let len = number_prefix_len(self.bytes.get(start..).unwrap_or_default());
         if len == 0 {
@@ -279,7 +298,7 @@ impl Parser<'_> {
         self.pos += len;
         // The number ends on an ASCII byte, so the slice is on char boundaries.
         match self.src.get(start..self.pos) {
-            Some(text) => Ok(Json::Number(String::from(text))),
+            Some(text) => Ok(Json::Number(Cow::Borrowed(text))),
             None => Err(self.err("invalid number")),
         }
     }
@@ -299,22 +318,30 @@ impl Parser<'_> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
+    /// A string: a slice of the text when it has no escape, else the unescaped copy.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1; // opening quote
-        let mut out = String::new();
+        let mut unescaped: Option<String> = None; // once an escape was seen
         let mut run = self.pos;
         loop {
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
                 Some(b'"') => {
-                    self.flush(&mut out, run)?;
+                    let tail = self.run_from(run)?;
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(match unescaped {
+                        None => Cow::Borrowed(tail),
+                        Some(mut out) => {
+                            out.push_str(tail);
+                            Cow::Owned(out)
+                        }
+                    });
                 }
                 Some(b'\\') => {
-                    self.flush(&mut out, run)?;
+                    let out = unescaped.get_or_insert_with(String::new);
+                    out.push_str(self.run_from(run)?);
                     self.pos += 1;
-                    self.escape(&mut out)?;
+                    self.escape(out)?;
                     run = self.pos;
                 }
                 Some(0x00..=0x1f) => return Err(self.err("control character in string")),
@@ -323,16 +350,12 @@ impl Parser<'_> {
         }
     }
 
-    // Copies the unescaped run [run, pos) into `out`. Runs end at '"' or '\\' (ASCII), so they
-    // are whole UTF-8 sequences of the (already valid) input.
-    fn flush(&self, out: &mut String, run: usize) -> Result<(), JsonError> {
-        match self.src.get(run..self.pos) {
-            Some(s) => {
-                out.push_str(s);
-                Ok(())
-            }
-            None => Err(self.err("invalid string")),
-        }
+    // The unescaped run [run, pos). Runs end at '"' or '\\' (ASCII), so they are whole UTF-8
+    // sequences of the (already valid) input.
+    fn run_from(&self, run: usize) -> Result<&'a str, JsonError> {
+        self.src
+            .get(run..self.pos)
+            .ok_or_else(|| self.err("invalid string"))
     }
 
     fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
@@ -505,7 +528,7 @@ pub fn write_string(out: &mut String, s: &str) {
 
 /// Whether two members share a name. Pairwise, on at most [`MAX_MEMBERS`] members: a sort or a
 /// hash set would add more code to the wasm than this saves time.
-fn has_duplicate_key(members: &[(String, Json)]) -> bool {
+fn has_duplicate_key(members: &[(Cow<'_, str>, Json<'_>)]) -> bool {
     members
         .iter()
         .enumerate()
@@ -648,8 +671,7 @@ pub fn seconds_text_to_ms(text: &str) -> Option<u64> {
 /// not be cached for later calls.
 pub fn expires_in_secs(value: &Json) -> Option<u64> {
     let text = match value {
-        Json::Number(n) => n.as_str(),
-        Json::String(s) => s.as_str(),
+        Json::Number(t) | Json::String(t) => t,
         _ => return None,
     };
     number_trunc_u64(text).filter(|&s| s <= MAX_EXPIRES_IN_SECS)
@@ -659,10 +681,10 @@ pub fn expires_in_secs(value: &Json) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Json {
+    fn s(v: &str) -> Json<'_> {
         Json::String(v.into())
     }
-    fn n(v: &str) -> Json {
+    fn n(v: &str) -> Json<'_> {
         Json::Number(v.into())
     }
 
@@ -734,6 +756,28 @@ mod tests {
     fn string_escapes_are_unescaped() {
         let v = parse(r#""a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC""#).unwrap();
         assert_eq!(v, s("a\"b\\c/d\u{8}\u{c}\n\r\t\u{e9}\u{20ac}"));
+    }
+
+    #[test]
+    fn text_without_escapes_is_borrowed_and_escaped_text_is_copied() {
+        let text = r#"{"plain":"1.50","n":-2e3,"esc\u0061ped":"a\nb","tail":"x\"y"}"#;
+        let v = parse(text).unwrap();
+        let members = v.as_object().unwrap();
+        let borrowed = |c: &Cow<'_, str>| matches!(c, Cow::Borrowed(_));
+        let strings: Vec<(bool, bool)> = members
+            .iter()
+            .map(|(k, v)| match v {
+                Json::String(s) | Json::Number(s) => (borrowed(k), borrowed(s)),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            strings,
+            [(true, true), (true, true), (false, false), (true, false)]
+        );
+        assert_eq!(&*members[2].0, "escaped");
+        assert_eq!(v.get("tail").and_then(Json::as_str), Some("x\"y"));
+        assert_eq!(v.get("n").and_then(Json::as_number), Some("-2e3"));
     }
 
     #[test]
@@ -959,24 +1003,26 @@ mod tests {
 
     /// A JSON value tree of bounded depth, with strings from the whole of Unicode (controls,
     /// quotes, backslashes, U+2028) and numbers from the grammar's corners.
-    fn any_json() -> impl proptest::strategy::Strategy<Value = Json> {
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Json<'static>> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
             Just(Json::Null),
             any::<bool>().prop_map(Json::Bool),
-            "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?".prop_map(Json::Number),
-            any::<String>().prop_map(Json::String),
+            "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"
+                .prop_map(|n| Json::Number(n.into())),
+            any::<String>().prop_map(|s| Json::String(s.into())),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
-                proptest::collection::btree_map(any::<String>(), inner, 0..6)
-                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(any::<String>(), inner, 0..6).prop_map(|m| {
+                    Json::Object(m.into_iter().map(|(k, v)| (k.into(), v)).collect())
+                }),
             ]
         })
     }
 
-    fn numbers_to_strings(v: &Json) -> Json {
+    fn numbers_to_strings<'a>(v: &Json<'a>) -> Json<'a> {
         match v {
             Json::Number(n) => Json::String(n.clone()),
             Json::Array(items) => Json::Array(items.iter().map(numbers_to_strings).collect()),

@@ -423,7 +423,7 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
                  spaces, quotes or line breaks), so it cannot be sent in an Authorization header",
             )
         }
-        Some(Json::String(t)) => t,
+        Some(Json::String(t)) => t.as_ref(),
         Some(other) => {
             return invalid(&concat(&[
                 "the access_token is ",
@@ -473,7 +473,7 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
 
     Ok(TokenResponse {
         jwt_exp_ms: jwt_exp_ms(access_token),
-        access_token: Secret::new(access_token.as_str()),
+        access_token: Secret::new(access_token),
         scope,
         expires_in_ms,
     })

@@ -150,7 +150,7 @@ fn invalid(what: &str) -> Error {
 }
 
 /// Parses an answer body that must be a JSON object or array.
-pub fn parse_body(body: &str) -> Result<Json, Error> {
+pub fn parse_body(body: &str) -> Result<Json<'_>, Error> {
     match json::parse(body) {
         Ok(v @ (Json::Object(_) | Json::Array(_))) => Ok(v),
         Ok(_) => Err(invalid("is not a JSON object")),

@@ -213,7 +213,13 @@ impl Client {
         let url = balance_url(&self.api_base, &account_id).map_err(|e| to_js(&e))?;
         let resp = self.get(url, signal, wait_until, first).await?;
         let text = balance_result_json(&account_id, &resp.body).map_err(|e| to_js(&e))?;
-        Ok(JSON::parse(&text).unwrap_or(JsValue::UNDEFINED))
+        let result = JSON::parse(&text).unwrap_or(JsValue::UNDEFINED);
+        if field(&result, "raw").is_undefined() {
+            // A body without numbers: `raw` is the body as JSON.parse reads it.
+            let raw = JSON::parse(&resp.body).unwrap_or(JsValue::UNDEFINED);
+            set(result.unchecked_ref(), "raw", &raw);
+        }
+        Ok(result)
     }
 
     async fn fetch(self: Rc<Self>, path: String, init: JsValue) -> Result<JsValue, JsValue> {
@@ -342,7 +348,8 @@ impl QBankClient {
     }
 
     /// Internal, for the fast path: reads a 2xx balance answer's body into the result, as JSON
-    /// text (one string across the boundary; the package's JavaScript parses it).
+    /// text (one string across the boundary; the package's JavaScript parses it, and adds `raw`
+    /// as `JSON.parse(body)` when the text has none: see `balance_result_json`).
     #[wasm_bindgen(js_name = __balanceJson)]
     pub fn balance_json(&self, account_id: &str, body: &str) -> Result<String, JsValue> {
         balance_result_json(account_id, body).map_err(|e| to_js(&e))

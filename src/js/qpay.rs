@@ -84,13 +84,15 @@ impl Session {
         scrub(text, &[self.token.expose()])
     }
 
-    /// One Credentials API call; resolves to the parsed JSON answer (`Null` for an empty one).
+    /// One Credentials API call; resolves to its answer read as `answer` says (an empty body is
+    /// read as `null`).
     async fn call(
         &self,
         method: &'static str,
         url: String,
         body: Option<String>,
-    ) -> Result<Json, Error> {
+        answer: Answer,
+    ) -> Result<JsValue, Error> {
         if now_ms() >= self.expires_at {
             return Err(Error::new(
                 ErrorCode::Unauthorized,
@@ -132,9 +134,9 @@ impl Session {
             return Err(qpay::api_error(resp.status, detail.as_deref()));
         }
         if resp.body.trim().is_empty() {
-            return Ok(Json::Null);
+            return answer.to_js(&Json::Null);
         }
-        qpay::parse_body(&resp.body)
+        answer.to_js(&qpay::parse_body(&resp.body)?)
     }
 }
 
@@ -343,8 +345,9 @@ impl QPayCredentials {
         };
         let s = Rc::clone(&self.session);
         future_to_promise(async move {
-            let json = s.call(method, url, body).await.map_err(|e| to_js(&e))?;
-            answer.to_js(&json).map_err(|e| to_js(&e))
+            s.call(method, url, body, answer)
+                .await
+                .map_err(|e| to_js(&e))
         })
     }
 
