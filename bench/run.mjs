@@ -6,6 +6,8 @@
 //                      [--out bench]
 //
 // --quick: fewer calls, rounds and samples (a smoke run of every phase; figures are rough).
+// --contenders also takes any other file in bench/contenders/ by name: a variant written to
+// measure one piece (e.g. the floor plus an AbortSignal) next to the floor, in phase 4.
 // Needs the built package (make package): ours is pkg/ packed and installed like a user's.
 // See bench/README.md for what each phase does and why.
 import { spawn, execFileSync } from "node:child_process";
@@ -53,7 +55,7 @@ const CFG = {
   startupSamples: QUICK ? 5 : 21, // phase 7
 };
 for (const [list, all, what] of [[RUNTIMES, ALL_RUNTIMES, "runtime"], [CONTENDERS, ALL_CONTENDERS, "contender"]]) {
-  for (const x of list) if (!all.includes(x)) throw new Error(`unknown ${what} ${x} (have ${all.join(", ")})`);
+  for (const x of list) if (!all.includes(x) && !(what === "contender" && existsSync(join(ROOT, "bench", "contenders", `${x}.mjs`)))) throw new Error(`unknown ${what} ${x} (have ${all.join(", ")})`);
 }
 if (!CONTENDERS.includes("floor") && PHASES.has(4)) throw new Error("phase 4 needs the floor (ratios are to it)");
 
