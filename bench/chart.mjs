@@ -52,7 +52,7 @@ export function renderChart(r) {
         out.push(`<rect x="${bx + 1}" y="${y(t.ratio)}" width="${bw - 2}" height="${bottom - y(t.ratio)}" fill="${RT_COLORS[rt]}"><title>${esc(`${rt} ${c}: ${t.ratio.toFixed(2)} (${Math.round(t.callsPerSec)} calls/s)`)}</title></rect>`);
         out.push(`<text x="${bx + bw / 2}" y="${y(t.ratio) - 4}" text-anchor="middle" font-size="10">${t.ratio.toFixed(2)}${t.failures ? "✗" : ""}</text>`);
       });
-      label(out, x0 + i * gw + gw / 2, bottom + 16, NAMES[c], c === "ours");
+      label(out, x0 + i * gw + gw / 2, bottom + 16, NAMES[c] ?? [c], c === "ours");
     });
     out.push(`<line x1="${x0}" x2="${x0 + pw}" y1="${y(0.95)}" y2="${y(0.95)}" stroke="#c00" stroke-dasharray="5,4"/>`);
     out.push(`<text x="${x0 + pw + 4}" y="${y(0.95) + 4}" fill="#c00" font-size="11">bar</text>`);
@@ -89,7 +89,7 @@ export function renderChart(r) {
       out.push(`<rect x="${bx}" y="${y(js)}" width="${bw}" height="${bottom - y(js)}" fill="#6e7781"><title>${esc(`${c}: JS ${js.toFixed(1)} KiB gzipped`)}</title></rect>`);
       if (wasm) out.push(`<rect x="${bx}" y="${y(js + wasm)}" width="${bw}" height="${y(js) - y(js + wasm)}" fill="#8250df"><title>${esc(`${c}: .wasm ${wasm.toFixed(1)} KiB gzipped`)}</title></rect>`);
       out.push(`<text x="${bx + bw / 2}" y="${y(js + wasm) - 4}" text-anchor="middle" font-size="10">${(js + wasm).toFixed(1)}</text>`);
-      label(out, x0 + i * gw + gw / 2, bottom + 16, NAMES[c], c === "ours");
+      label(out, x0 + i * gw + gw / 2, bottom + 16, NAMES[c] ?? [c], c === "ours");
     });
     out.push(`<line x1="${x0}" x2="${x0 + pw}" y1="${y(16)}" y2="${y(16)}" stroke="#c00" stroke-dasharray="5,4"/>`);
     out.push(`<text x="${x0 + pw}" y="${y(16) - 4}" text-anchor="end" fill="#c00" font-size="11">bar 16 KB</text>`);
