@@ -45,7 +45,85 @@ pub struct Balance<'a> {
 /// `raw` is left out of the text: it is exactly `JSON.parse(body)`, which the caller adds (the
 /// engine's own parser reads the body faster than it can be copied through this text).
 pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error> {
+    parse_balance(account_id, body).map(|b| result_json(&b, body))
+}
+
+/// How the JavaScript edge builds `getBalance`'s result from a 2xx body (see [`balance_read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BalanceRead {
+    /// Every field of the result is a top-level string member of the body, read exactly as
+    /// `JSON.parse(body)` reads it, and `raw` is `JSON.parse(body)` itself: which members, as
+    /// bits (`PLAN_*`). The edge makes the object without any text crossing back.
+    Plan(u32),
+    /// Anything else (numbers, nested amounts): the result as [`balance_result_json`] writes it.
+    Json(String),
+}
+
+/// Always set in a plan (so a plan is never 0).
+pub const PLAN: u32 = 1;
+/// `availableBalance` is the body's `availableBalance` (else its `available_balance`).
+pub const PLAN_AVAILABLE_CAMEL: u32 = 2;
+/// `ledgerBalance` is the body's `ledgerBalance` (else its `ledger_balance`).
+pub const PLAN_LEDGER_CAMEL: u32 = 4;
+/// `currency` is the body's `currency` (else there is none).
+pub const PLAN_CURRENCY: u32 = 8;
+/// Bits 4-5: `asOf` is the body's `as_of` (1), `asOf` (2) or `balance_date` (3); 0: none.
+pub const PLAN_AS_OF_SHIFT: u32 = 4;
+/// The names of the `asOf` values of [`PLAN_AS_OF_SHIFT`], 1 to 3.
+pub const AS_OF_NAMES: [&str; 3] = ["as_of", "asOf", "balance_date"];
+
+/// Reads a 2xx balance body ([`parse_balance`]: same checks, same errors) into what the edge
+/// needs to build the result: a [`BalanceRead::Plan`] in the documented case, where the engine's
+/// `JSON.parse` can supply every value exactly, else the result's JSON text.
+pub fn balance_read(account_id: &str, body: &str) -> Result<BalanceRead, Error> {
     let b = parse_balance(account_id, body)?;
+    Ok(match plan(&b) {
+        Some(bits) => BalanceRead::Plan(bits),
+        None => BalanceRead::Json(result_json(&b, body)),
+    })
+}
+
+/// The plan for `b`, if every field it returns is exactly a top-level string member of the
+/// body (checked here by comparing, not assumed) and the body has no number.
+fn plan(b: &Balance<'_>) -> Option<u32> {
+    if b.raw.has_number() {
+        return None;
+    }
+    let is =
+        |name: &str, value: &str| matches!(b.raw.get(name), Some(Json::String(s)) if s == value);
+    // The member parse_balance read: the first of the two names present.
+    let which = |snake: &str, camel: &str, value: &str, bit: u32| {
+        if b.raw.get(snake).is_some() {
+            is(snake, value).then_some(0)
+        } else {
+            is(camel, value).then_some(bit)
+        }
+    };
+    let mut bits = PLAN;
+    bits |= which(
+        "available_balance",
+        "availableBalance",
+        &b.available_balance,
+        PLAN_AVAILABLE_CAMEL,
+    )?;
+    bits |= which(
+        "ledger_balance",
+        "ledgerBalance",
+        &b.ledger_balance,
+        PLAN_LEDGER_CAMEL,
+    )?;
+    if let Some(c) = &b.currency {
+        bits |= is("currency", c).then_some(PLAN_CURRENCY)?;
+    }
+    if let Some(a) = &b.as_of {
+        let at = AS_OF_NAMES.iter().position(|n| b.raw.get(n).is_some())?;
+        bits |= is(AS_OF_NAMES[at], a).then_some((at as u32 + 1) << PLAN_AS_OF_SHIFT)?;
+    }
+    Some(bits)
+}
+
+fn result_json(b: &Balance<'_>, body: &str) -> String {
+    let account_id = b.account_id;
     let numbers = b.raw.has_number();
     let mut out = String::with_capacity(
         96 + 2 * account_id.len() + if numbers { body.len() + 32 } else { 0 },
@@ -70,7 +148,7 @@ pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error
         json::quote_numbers(&mut out, body);
     }
     out.push('}');
-    Ok(out)
+    out
 }
 
 /// Whether `s` is a plain decimal amount: an optional leading `-`, then `0` or digits not
@@ -615,6 +693,149 @@ mod tests {
         let v = json::parse(&text).unwrap();
         assert!(v.get("currency").is_none() && v.get("asOf").is_none());
         assert_eq!(v.get("raw").unwrap().as_object().unwrap().len(), 2);
+    }
+
+    /// What the JavaScript edge does with a plan (support.js `fromPlan`), over the parsed body.
+    fn apply_plan<'a>(bits: u32, id: &'a str, raw: &Json<'a>) -> Json<'a> {
+        let member = |name: &str| raw.get(name).cloned().unwrap();
+        let pick = |bit: u32, snake: &str, camel: &str| {
+            member(if bits & bit != 0 { camel } else { snake })
+        };
+        let mut out = vec![
+            ("accountId".into(), Json::String(id.into())),
+            (
+                "availableBalance".into(),
+                pick(
+                    PLAN_AVAILABLE_CAMEL,
+                    "available_balance",
+                    "availableBalance",
+                ),
+            ),
+            (
+                "ledgerBalance".into(),
+                pick(PLAN_LEDGER_CAMEL, "ledger_balance", "ledgerBalance"),
+            ),
+        ];
+        if bits & PLAN_CURRENCY != 0 {
+            out.push(("currency".into(), member("currency")));
+        }
+        let as_of = (bits >> PLAN_AS_OF_SHIFT) & 3;
+        if as_of != 0 {
+            out.push(("asOf".into(), member(AS_OF_NAMES[as_of as usize - 1])));
+        }
+        out.push(("raw".into(), raw.clone()));
+        Json::Object(out)
+    }
+
+    /// The result as the edge builds it from `balance_result_json` (adding `raw` when left out).
+    fn from_json_text<'a>(text: &'a str, raw: &Json<'a>) -> Json<'a> {
+        let mut v = json::parse(text).unwrap();
+        if let Json::Object(members) = &mut v {
+            if !members.iter().any(|(k, _)| k == "raw") {
+                members.push(("raw".into(), raw.clone()));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_plan_builds_the_same_result_as_the_json_text_and_only_when_it_can() {
+        let cases: &[(&str, bool)] = &[
+            (
+                r#"{"account_id":"a1b2c3d4-e5f6-7890-1234-567890abcde","available_balance":"1500.25","ledger_balance":"1600.00","currency":"USD","as_of":"2024-05-01"}"#,
+                true,
+            ),
+            (
+                r#"{"availableBalance":"1.00","ledgerBalance":"2.00","asOf":"2024-05-01T10:00:00Z"}"#,
+                true,
+            ),
+            (
+                r#"{"available_balance":"1","ledgerBalance":"2","balance_date":"2024-04-30","x":[true,null,{"y":"z"}]}"#,
+                true,
+            ),
+            (
+                r#"{"available_balance":"-0.10","ledger_balance":"2","currency":"E\u0055R","as_of":"a\"b\u2028"}"#,
+                true,
+            ),
+            (
+                r#"{"available_balance":"1","ledger_balance":"2","as_of":null,"asOf":"ignored"}"#,
+                true,
+            ),
+            (
+                r#"{"available_balance":"1","ledger_balance":"2","currency":null}"#,
+                true,
+            ),
+            // Numbers anywhere, nested amounts or a nested currency: the JSON text.
+            (r#"{"available_balance":1.5,"ledger_balance":"2"}"#, false),
+            (
+                r#"{"available_balance":"1","ledger_balance":"2","n":[0]}"#,
+                false,
+            ),
+            (
+                r#"{"available_balance":{"amount":"1","currency":"USD"},"ledger_balance":"2"}"#,
+                false,
+            ),
+            (
+                r#"{"available_balance":"1","ledger_balance":{"amount":"2"},"currency":"USD"}"#,
+                false,
+            ),
+            (
+                r#"{"available_balance":"1","ledger_balance":"2","as_of":20240501}"#,
+                false,
+            ),
+        ];
+        for &(body, planned) in cases {
+            let raw = json::parse(body).unwrap();
+            let text = balance_result_json(ID, body).unwrap();
+            let expected = from_json_text(&text, &raw);
+            match balance_read(ID, body).unwrap() {
+                BalanceRead::Plan(bits) => {
+                    assert!(planned, "{body}: planned");
+                    assert_eq!(apply_plan(bits, ID, &raw), expected, "{body}");
+                }
+                BalanceRead::Json(t) => {
+                    assert!(!planned, "{body}: not planned");
+                    assert_eq!(t, text, "{body}");
+                }
+            }
+        }
+        // Refused bodies are refused the same way.
+        let bad = r#"{"available_balance":"1,000","ledger_balance":"2"}"#;
+        assert_eq!(
+            balance_read(ID, bad).unwrap_err(),
+            balance_result_json(ID, bad).unwrap_err()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plans_agree_with_the_json_text_on_generated_bodies(
+            members in proptest::collection::btree_map(
+                proptest::sample::select(vec!["available_balance", "availableBalance", "ledger_balance",
+                    "ledgerBalance", "currency", "as_of", "asOf", "balance_date", "account_id", "other"]),
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![r#""1.50""#, r#""-0""#, r#""x""#, r#""US\u0044""#, r#""usd""#,
+                        "null", "true", "12", "1e2", r#"{"amount":"3"}"#, r#"{"amount":"3","currency":"usd"}"#,
+                        r#""a1b2c3d4-E5F6-7890-1234-567890abcde""#]),
+                ],
+                0..8,
+            )
+        ) {
+            let body = concat(&[
+                "{",
+                &members.iter().map(|(k, v)| concat(&["\"", k, "\":", v])).collect::<Vec<_>>().join(","),
+                "}",
+            ]);
+            let raw = json::parse(&body).unwrap();
+            match (balance_read(ID, &body), balance_result_json(ID, &body)) {
+                (Ok(BalanceRead::Plan(bits)), Ok(text)) => {
+                    proptest::prop_assert_eq!(apply_plan(bits, ID, &raw), from_json_text(&text, &raw));
+                }
+                (Ok(BalanceRead::Json(t)), Ok(text)) => proptest::prop_assert_eq!(t, text),
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a, b),
+                (a, b) => proptest::prop_assert!(false, "{:?} vs {:?}", a, b),
+            }
+        }
     }
 
     #[test]

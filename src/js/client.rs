@@ -6,7 +6,9 @@
 use crate::prelude::*;
 use alloc::rc::Rc;
 
-use crate::core::balances::{balance_result_json, balance_url, bearer_get};
+use crate::core::balances::{
+    balance_read, balance_result_json, balance_url, bearer_get, BalanceRead,
+};
 use crate::core::json;
 use crate::core::oauth::parse_retry_after;
 use crate::core::path::resolve_api_url;
@@ -347,12 +349,16 @@ impl QBankClient {
         check().map_err(|e| to_js(&e))
     }
 
-    /// Internal, for the fast path: reads a 2xx balance answer's body into the result, as JSON
-    /// text (one string across the boundary; the package's JavaScript parses it, and adds `raw`
-    /// as `JSON.parse(body)` when the text has none: see `balance_result_json`).
-    #[wasm_bindgen(js_name = __balanceJson)]
-    pub fn balance_json(&self, account_id: &str, body: &str) -> Result<String, JsValue> {
-        balance_result_json(account_id, body).map_err(|e| to_js(&e))
+    /// Internal, for the fast path: reads a 2xx balance answer's body (`core::balances::
+    /// balance_read`): a number, the plan by which the package's JavaScript builds the result
+    /// from `JSON.parse(body)` (no text crosses back), or the result as JSON text (to which it
+    /// adds `raw` as `JSON.parse(body)` when the text has none).
+    #[wasm_bindgen(js_name = __balanceRead)]
+    pub fn balance_read(&self, account_id: &str, body: &str) -> Result<JsValue, JsValue> {
+        match balance_read(account_id, body).map_err(|e| to_js(&e))? {
+            BalanceRead::Plan(bits) => Ok(JsValue::from_f64(f64::from(bits))),
+            BalanceRead::Json(text) => Ok(JsValue::from_str(&text)),
+        }
     }
 
     /// Internal, for the fast path: `getBalance`, with the first answer (what `support.js`'s

@@ -198,6 +198,27 @@ const MAX_URLS = 64;
  * refresh and retry once; 429/503: bounded retries; errors), so nothing is sent twice. Without a
  * servable token the wasm's getBalance does it all.
  */
+// core::balances::PLAN_*: which top-level members of the body the result's fields are.
+const PLAN_AVAILABLE_CAMEL = 2;
+const PLAN_LEDGER_CAMEL = 4;
+const PLAN_CURRENCY = 8;
+const PLAN_AS_OF_SHIFT = 4;
+const AS_OF_NAMES = [undefined, "as_of", "asOf", "balance_date"];
+
+/** getBalance's result from the core's plan (`core::balances::balance_read`) and the parsed body. */
+function fromPlan(plan, accountId, raw) {
+  const result = {
+    accountId,
+    availableBalance: raw[plan & PLAN_AVAILABLE_CAMEL ? "availableBalance" : "available_balance"],
+    ledgerBalance: raw[plan & PLAN_LEDGER_CAMEL ? "ledgerBalance" : "ledger_balance"],
+  };
+  if (plan & PLAN_CURRENCY) result.currency = raw.currency;
+  const asOf = (plan >> PLAN_AS_OF_SHIFT) & 3;
+  if (asOf !== 0) result.asOf = raw[AS_OF_NAMES[asOf]];
+  result.raw = raw;
+  return result;
+}
+
 export function balancePath(cls) {
   // The URL of an account id, remembered: the wasm's check and encoding of the id are pure.
   cls.prototype.__urlOf = function (accountId) {
@@ -220,7 +241,9 @@ export function balancePath(cls) {
     const headers = { authorization: "Bearer " + token.accessToken, accept: "application/json" };
     const answer = await send(fetchImpl, "GET", url, headers, undefined, timeoutMs, maxBytes, signal, false);
     if (answer.ok && answer.status >= 200 && answer.status < 300) {
-      const result = JSON.parse(this.__balanceJson(accountId, answer.body));
+      const read = this.__balanceRead(accountId, answer.body);
+      if (typeof read === "number") return fromPlan(read, accountId, JSON.parse(answer.body));
+      const result = JSON.parse(read);
       // No number in the body: the core left `raw` to JSON.parse (exact without numbers).
       if (result.raw === undefined) result.raw = JSON.parse(answer.body);
       return result;

@@ -414,6 +414,21 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       }
     });
 
+    it("a body of strings is built from JSON.parse by the core's plan, one with numbers from the core's text; both match the wasm's own result", async () => {
+      const bank = makeClient();
+      const kinds = {};
+      for (const id of Object.keys(SEED_ACCOUNTS)) {
+        const read = bank.__balanceRead(id, SEED_ACCOUNTS[id]);
+        kinds[typeof read] = (kinds[typeof read] ?? 0) + 1;
+        let numbers = false;
+        JSON.parse(SEED_ACCOUNTS[id], (_, v) => ((numbers ||= typeof v === "number"), v));
+        if (numbers) assert.equal(typeof read, "string", `${id}: a number needs the core's exact text`);
+        assert.deepEqual(await bank.getBalance(id), EXPECTED[id], `${id}, warm`);
+      }
+      assert.equal(typeof bank.__balanceRead(DOC_ACCOUNT, SEED_ACCOUNTS[DOC_ACCOUNT]), "number", "the documented body is planned");
+      assert.ok(kinds.number >= 2 && kinds.string >= 2, `both kinds of body are seeded (${JSON.stringify(kinds)})`);
+    });
+
     it("a 401 on the fast path is handed to the wasm as its first answer: one new token, one retry, nothing sent twice", async () => {
       const bank = await warmClient();
       const counter = countSlowCalls();
