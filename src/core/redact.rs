@@ -30,14 +30,36 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
             }
         }
     }
-    // Longest first, so a longer form is not left half-replaced by a shorter one inside it.
-    patterns.sort_by_key(|p| core::cmp::Reverse(p.len()));
-    let mut out = String::from(text);
+    // Every occurrence of every form in the text as it came, then one pass that replaces each
+    // run of overlapping ones. Replacing form by form instead let a later form match inside an
+    // earlier `[redacted]` (a secret `ted]` turned `dC[redacted]` into `dC[redac[redacted]`,
+    // spelling out another secret, `dC[redac`: the fuzzer found it).
+    let mut hits: Vec<(usize, usize)> = Vec::new();
     for p in &patterns {
-        if out.contains(p.as_str()) {
-            out = out.replace(p.as_str(), REDACTED);
-        }
+        hits.extend(
+            text.match_indices(p.as_str())
+                .map(|(at, m)| (at, at + m.len())),
+        );
     }
+    if hits.is_empty() {
+        return String::from(text);
+    }
+    hits.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0; // text[..copied] is done
+    let mut i = 0;
+    while i < hits.len() {
+        let (start, mut end) = hits[i];
+        i += 1;
+        while i < hits.len() && hits[i].0 < end {
+            end = end.max(hits[i].1);
+            i += 1;
+        }
+        out.push_str(text.get(copied..start).unwrap_or_default());
+        out.push_str(REDACTED);
+        copied = end;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
     out
 }
 
@@ -168,6 +190,18 @@ mod tests {
         let text = "invalid_client: Client authentication failed";
         assert_eq!(scrub(text, &["abcd1234", "zzzz"]), text);
         assert_eq!(scrub(text, &[]), text);
+    }
+
+    #[test]
+    fn a_secret_is_never_matched_inside_a_mark_already_written() {
+        // The fuzzer's case: `c7fly53` replaced first used to leave `dC[redacted]`, whose
+        // `ted]` (another secret) was then replaced, spelling out the secret `dC[redac`.
+        let out = scrub("dCc7fly53", &["dC[redac", "ted]", "c7fly53"]);
+        assert_eq!(out, "dC[redacted]");
+        // Overlapping secrets become one mark; separate ones stay separate.
+        assert_eq!(scrub("xxabcdefyy", &["abcd", "cdef"]), "xx[redacted]yy");
+        assert_eq!(scrub("abcd-abcd", &["abcd"]), "[redacted]-[redacted]");
+        assert_eq!(scrub("abcdabcd", &["abcd"]), "[redacted][redacted]");
     }
 
     #[test]
