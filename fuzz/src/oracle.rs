@@ -71,6 +71,50 @@ pub fn numbers_as_strings<'a>(v: &Json<'a>) -> Json<'a> {
     }
 }
 
+/// getBalance's result as support.js's `fromPlan` builds it from the parsed body: written here
+/// from the plan's documented bits, independently of the core.
+pub fn apply_plan<'a>(bits: u32, id: &'a str, raw: &Json<'a>) -> Json<'a> {
+    use qbank_connect::core::balances::{
+        AS_OF_NAMES, PLAN, PLAN_AS_OF_SHIFT, PLAN_AVAILABLE_CAMEL, PLAN_CURRENCY, PLAN_LEDGER_CAMEL,
+    };
+    assert_ne!(bits & PLAN, 0, "a plan without its PLAN bit");
+    let member = |name: &str| {
+        raw.get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("the plan names {name}, absent"))
+    };
+    let pick =
+        |camel: bool, snake: &str, camel_name: &str| member(if camel { camel_name } else { snake });
+    let mut out = vec![
+        ("accountId".into(), Json::String(id.into())),
+        (
+            "availableBalance".into(),
+            pick(
+                bits & PLAN_AVAILABLE_CAMEL != 0,
+                "available_balance",
+                "availableBalance",
+            ),
+        ),
+        (
+            "ledgerBalance".into(),
+            pick(
+                bits & PLAN_LEDGER_CAMEL != 0,
+                "ledger_balance",
+                "ledgerBalance",
+            ),
+        ),
+    ];
+    if bits & PLAN_CURRENCY != 0 {
+        out.push(("currency".into(), member("currency")));
+    }
+    match (bits >> PLAN_AS_OF_SHIFT) & 3 {
+        0 => {}
+        n => out.push(("asOf".into(), member(AS_OF_NAMES[n as usize - 1]))),
+    }
+    out.push(("raw".into(), raw.clone()));
+    Json::Object(out)
+}
+
 /// The JSON text of a value.
 pub fn to_json(v: &Json) -> String {
     let mut s = String::new();

@@ -21,7 +21,9 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use qbank_connect::core::balances::{balance_url, is_decimal_amount, parse_balance};
+use qbank_connect::core::balances::{
+    balance_read, balance_result_json, balance_url, is_decimal_amount, parse_balance, BalanceRead,
+};
 use qbank_connect::core::json::{self, Json, MAX_DEPTH, MAX_EXPIRES_IN_SECS, MAX_MEMBERS};
 use qbank_connect::core::oauth::{
     is_b64token, jwt_exp_ms, parse_http_date_ms, parse_retry_after, parse_token_response,
@@ -419,22 +421,67 @@ pub fn balance(data: &[u8]) -> u64 {
                     "accepted a different account"
                 );
             }
+            let read = check_read(&id, &body, &raw);
             signature(&[
                 "ok",
                 if b.currency.is_some() { "cur" } else { "" },
                 if b.as_of.is_some() { "asof" } else { "" },
                 if avail.as_str().is_some() { "s" } else { "n" },
+                read,
             ])
         }
         Err(e) => {
             assert_eq!(e.code, ErrorCode::InvalidResponse);
             assert!(e.may_have_reached_server);
+            assert_eq!(
+                balance_read(&id, &body).as_ref().err(),
+                Some(e),
+                "balance_read differs"
+            );
             if let Ok(raw) = json::parse(&body) {
                 let mut strings = Vec::new();
                 json_strings(&raw, &mut strings);
                 assert_no_server_text(&e.message, &strings, balance_fixed_text(), "balance");
             }
             signature(&[e.code.as_str(), &e.message])
+        }
+    }
+}
+
+/// The fast path's two ways to a result agree: a plan applied to the parsed body (what
+/// support.js's `fromPlan` does with `JSON.parse(body)`) is the result of the JSON text (with
+/// `raw` added as the parsed body when the text leaves it out, which it may only do for a body
+/// without numbers), and a text answer is that text.
+fn check_read(id: &str, body: &str, raw: &Json) -> &'static str {
+    let text = balance_result_json(id, body).expect("parse_balance accepted the body");
+    // Read with serde_json: the result nests the body one level deeper, past core::json's depth
+    // limit for a body at that limit (JSON.parse has none that low).
+    let mut from_text: serde_json::Value =
+        serde_json::from_str(&text).expect("the result text is JSON");
+    if from_text.get("raw").is_none() {
+        assert_eq!(
+            &oracle::numbers_as_strings(raw),
+            raw,
+            "raw left out of a body with numbers"
+        );
+        let parsed = serde_json::from_str(body).expect("an accepted body is JSON");
+        from_text
+            .as_object_mut()
+            .expect("an object")
+            .insert("raw".into(), parsed);
+    }
+    match balance_read(id, body).expect("balance_read refused what parse_balance accepted") {
+        BalanceRead::Plan(bits) => {
+            let built = oracle::apply_plan(bits, id, raw);
+            assert!(
+                oracle::same_as_serde(&built, &from_text),
+                "plan {bits}: {built:?} vs {from_text}"
+            );
+            "plan"
+        }
+        BalanceRead::Json(t) => {
+            assert_eq!(t, text, "balance_read's text");
+            "text"
         }
     }
 }
