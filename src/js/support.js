@@ -428,6 +428,9 @@ class Deadline {
     if (this.timer !== undefined) clearTimeout(this.timer);
     else sweeper.finish(this);
     if (this.unlisten) this.unlisten();
+    // The sweeper keeps ended entries until it next prunes (up to ~1,000 of them): let them
+    // hold nothing but their numbers.
+    this.controller = this.signal = this.caller = this.unlisten = undefined;
   }
 }
 
