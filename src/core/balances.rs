@@ -259,7 +259,7 @@ pub fn parse_balance<'a>(account_id: &'a str, body: &'a str) -> Result<Balance<'
         }
     }
 
-    let as_of = match first(&raw, &["as_of", "asOf", "balance_date"]) {
+    let as_of = match first(&raw, &AS_OF_NAMES) {
         Some((_, Json::String(s))) => Some(s.clone()),
         Some((_, Json::Number(n))) => Some(n.clone()),
         _ => None,
