@@ -6,9 +6,7 @@
 use crate::prelude::*;
 use alloc::rc::Rc;
 
-use crate::core::balances::{
-    balance_read, balance_result_json, balance_url, bearer_get, BalanceRead,
-};
+use crate::core::balances::{balance_read, balance_url, bearer_get, BalanceRead};
 use crate::core::json;
 use crate::core::oauth::parse_retry_after;
 use crate::core::path::resolve_api_url;
@@ -16,7 +14,7 @@ use crate::core::redact::scrub;
 use crate::core::url::{check_endpoint_url, ParsedUrl};
 use crate::core::www_auth::bearer_error;
 use crate::core::{push_u64, Error, ErrorCode, HttpResponse};
-use js_sys::{Array, Function, Object, Promise, JSON};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
@@ -214,14 +212,8 @@ impl Client {
     ) -> Result<JsValue, JsValue> {
         let url = balance_url(&self.api_base, &account_id).map_err(|e| to_js(&e))?;
         let resp = self.get(url, signal, wait_until, first).await?;
-        let text = balance_result_json(&account_id, &resp.body).map_err(|e| to_js(&e))?;
-        let result = JSON::parse(&text).unwrap_or(JsValue::UNDEFINED);
-        if field(&result, "raw").is_undefined() {
-            // A body without numbers: `raw` is the body as JSON.parse reads it.
-            let raw = JSON::parse(&resp.body).unwrap_or(JsValue::UNDEFINED);
-            set(result.unchecked_ref(), "raw", &raw);
-        }
-        Ok(result)
+        let read = read_to_js(balance_read(&account_id, &resp.body).map_err(|e| to_js(&e))?);
+        Ok(support::balance_result(&read, &account_id, &resp.body))
     }
 
     async fn fetch(self: Rc<Self>, path: String, init: JsValue) -> Result<JsValue, JsValue> {
@@ -355,10 +347,9 @@ impl QBankClient {
     /// adds `raw` as `JSON.parse(body)` when the text has none).
     #[wasm_bindgen(js_name = __balanceRead)]
     pub fn balance_read(&self, account_id: &str, body: &str) -> Result<JsValue, JsValue> {
-        match balance_read(account_id, body).map_err(|e| to_js(&e))? {
-            BalanceRead::Plan(bits) => Ok(JsValue::from_f64(f64::from(bits))),
-            BalanceRead::Json(text) => Ok(JsValue::from_str(&text)),
-        }
+        Ok(read_to_js(
+            balance_read(account_id, body).map_err(|e| to_js(&e))?,
+        ))
     }
 
     /// Internal, for the fast path: `getBalance`, with the first answer (what `support.js`'s
@@ -440,5 +431,13 @@ impl QBankClient {
             &JsValue::from_str(&self.client.api_base.href()),
         );
         o
+    }
+}
+
+/// What `support.js`'s `balanceResult` takes: a plan as a number, or the result's JSON text.
+fn read_to_js(read: BalanceRead) -> JsValue {
+    match read {
+        BalanceRead::Plan(bits) => JsValue::from_f64(f64::from(bits)),
+        BalanceRead::Json(text) => JsValue::from_str(&text),
     }
 }

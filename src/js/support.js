@@ -196,7 +196,19 @@ const PLAN_CURRENCY = 8;
 const PLAN_AS_OF_SHIFT = 4;
 const AS_OF_NAMES = [undefined, "as_of", "asOf", "balance_date"];
 
-/** getBalance's result from the core's plan (`core::balances::balance_read`) and the parsed body. */
+/**
+ * getBalance's result from what the core read in a 2xx body (`core::balances::balance_read`):
+ * a plan (a number), built here from `JSON.parse(body)`, or the result's exact JSON text, to
+ * which `raw` is added as `JSON.parse(body)` when the core left it out (a body without numbers).
+ * Both getBalance paths end here: the fast path and the wasm's own.
+ */
+export function balanceResult(read, accountId, body) {
+  if (typeof read === "number") return fromPlan(read, accountId, JSON.parse(body));
+  const result = JSON.parse(read);
+  if (result.raw === undefined) result.raw = JSON.parse(body);
+  return result;
+}
+
 function fromPlan(plan, accountId, raw) {
   const result = {
     accountId,
@@ -243,12 +255,7 @@ export function balancePath(cls) {
     const headers = { authorization: "Bearer " + token.accessToken, accept: "application/json" };
     const answer = await send(fetchImpl, "GET", url, headers, undefined, timeoutMs, maxBytes, signal, false);
     if (answer.ok && answer.status >= 200 && answer.status < 300) {
-      const read = this.__balanceRead(accountId, answer.body);
-      if (typeof read === "number") return fromPlan(read, accountId, JSON.parse(answer.body));
-      const result = JSON.parse(read);
-      // No number in the body: the core left `raw` to JSON.parse (exact without numbers).
-      if (result.raw === undefined) result.raw = JSON.parse(answer.body);
-      return result;
+      return balanceResult(this.__balanceRead(accountId, answer.body), accountId, answer.body);
     }
     return this.__balanceAfter(accountId, options, token.accessToken, answer);
   };

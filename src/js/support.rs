@@ -30,6 +30,11 @@ extern "C" {
     #[wasm_bindgen(js_name = clearSlot)]
     pub fn clear_slot(slot: &JsValue);
 
+    /// getBalance's result from what `core::balances::balance_read` read: a plan (a number) or
+    /// the result's JSON text.
+    #[wasm_bindgen(js_name = balanceResult)]
+    pub fn balance_result(read: &JsValue, account_id: &str, body: &str) -> JsValue;
+
     /// True in a web page.
     #[wasm_bindgen(js_name = isBrowser)]
     pub fn is_browser() -> bool;
