@@ -465,7 +465,7 @@ pub fn push_escaped(out: &mut String, s: &str) {
         if b != b'"' && b != b'\\' && b >= 0x20 {
             continue;
         }
-        out.push_str(&s[run..i]);
+        out.push_str(super::sub(s, run, i));
         run = i + 1;
         match b {
             b'"' => out.push_str("\\\""),
@@ -480,7 +480,7 @@ pub fn push_escaped(out: &mut String, s: &str) {
             }
         }
     }
-    out.push_str(&s[run..]);
+    out.push_str(super::tail(s, run));
 }
 
 /// Appends `text`, which must be JSON that [`parse`] accepted, with every number turned into a

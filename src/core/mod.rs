@@ -123,6 +123,29 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// `s[from..to]` without a panic path. A `&str` index that the compiler cannot prove to be on
+/// a char boundary links core's slice panic, and through its message the formatting machinery
+/// (`char` Debug escapes, Unicode tables, integer padding: about 8 KiB of wasm). The indices the
+/// core slices at are found ASCII bytes, so always boundaries; were one not, the empty string
+/// makes the caller refuse its input rather than abort a Worker isolate.
+pub fn sub(s: &str, from: usize, to: usize) -> &str {
+    s.get(from..to).unwrap_or_default()
+}
+
+/// `s[from..]` without a panic path (see [`sub`]).
+pub fn tail(s: &str, from: usize) -> &str {
+    s.get(from..).unwrap_or_default()
+}
+
+/// Where `needle` first occurs in `hay`, as a byte index (`str::find` with a `&str` pattern
+/// links core's two-way searcher and its slice panic; the needles here are a few bytes long).
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -133,6 +156,33 @@ mod tests {
             let mut s = String::from("n=");
             push_u64(&mut s, n);
             assert_eq!(s, ["n=", &n.to_string()].concat());
+        }
+    }
+
+    #[test]
+    fn slicing_helpers_never_panic() {
+        assert_eq!(sub("abcdef", 1, 3), "bc");
+        assert_eq!(tail("abcdef", 4), "ef");
+        assert_eq!(tail("abc", 3), "");
+        // Off a char boundary or past the end: empty, not a panic.
+        assert_eq!(sub("\u{e9}x", 1, 2), "");
+        assert_eq!(sub("abc", 2, 9), "");
+        assert_eq!(tail("\u{e9}", 1), "");
+        assert_eq!(tail("abc", 4), "");
+        assert_eq!(find_bytes(b"a::b::", b"::"), Some(1));
+        assert_eq!(find_bytes(b"a:b", b"::"), None);
+        assert_eq!(find_bytes(b"", b"::"), None);
+        assert_eq!(find_bytes(b"ab", b""), Some(0));
+        for (hay, needle) in [
+            ("x..y", ".."),
+            ("..", ".."),
+            ("a.b", ".."),
+            ("caf\u{e9}\u{e9}", "\u{e9}"),
+        ] {
+            assert_eq!(
+                find_bytes(hay.as_bytes(), needle.as_bytes()),
+                hay.find(needle)
+            );
         }
     }
 }

@@ -19,7 +19,7 @@
 //! most the first few plain characters of an account id.
 
 use super::url::{check_raw_chars, origin, parse, split_path_query_fragment, ParsedUrl};
-use super::{concat, push_u64, Error, ErrorCode};
+use super::{concat, find_bytes, push_u64, sub, Error, ErrorCode};
 use crate::prelude::*;
 
 /// Longest account id accepted by [`check_account_id`], in bytes of UTF-8.
@@ -79,7 +79,7 @@ pub fn check_account_id(id: &str) -> Result<(), Error> {
             "is '.', which URL parsers remove from a path",
         ));
     }
-    if id.contains("..") {
+    if find_bytes(id.as_bytes(), b"..").is_some() {
         return Err(account_id_error(
             id,
             "contains '..', which could climb out of the API path",
@@ -129,7 +129,7 @@ fn account_id_error(id: &str, why: &str) -> Error {
         .map_or(0, |(i, c)| i + c.len_utf8());
     if plain > 0 {
         msg.push_str("(starting \"");
-        msg.push_str(&id[..plain]);
+        msg.push_str(sub(id, 0, plain));
         if plain < id.len() {
             msg.push('…');
         }
@@ -305,7 +305,7 @@ fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, String> {
 /// path's first segment may not contain `:` (§4.2), so `v1:x` cannot be sent as a path.
 fn has_scheme(s: &str) -> bool {
     let end = s.find(['/', '?', '#']).unwrap_or(s.len());
-    s[..end].contains(':')
+    sub(s, 0, end).contains(':')
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

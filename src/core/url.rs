@@ -9,7 +9,7 @@
 //! Error messages never repeat the URL: it may carry a password (`user:pw@`) or a key in the
 //! query.
 
-use super::{concat, Error};
+use super::{concat, find_bytes, sub, tail, Error};
 use crate::prelude::*;
 
 /// An absolute URL split into its parts.
@@ -73,21 +73,21 @@ pub(crate) fn parse(s: &str) -> Result<ParsedUrl, &'static str> {
     let colon = s
         .find(':')
         .ok_or("it has no scheme; write it in full, like https://host/path")?;
-    let scheme = &s[..colon];
+    let scheme = sub(s, 0, colon);
     if !is_scheme(scheme) {
         return Err("it does not start with a scheme; write it in full, like https://host/path");
     }
-    let rest = s[colon + 1..]
+    let rest = tail(s, colon + 1)
         .strip_prefix("//")
         .ok_or("the scheme must be followed by //, like https://host/path")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
+    let authority = sub(rest, 0, authority_end);
     let (has_userinfo, host_port) = match authority.rfind('@') {
-        Some(at) => (true, &authority[at + 1..]),
+        Some(at) => (true, tail(authority, at + 1)),
         None => (false, authority),
     };
     let (host, port) = parse_host_port(host_port)?;
-    let (path, query, fragment) = split_path_query_fragment(&rest[authority_end..])?;
+    let (path, query, fragment) = split_path_query_fragment(tail(rest, authority_end))?;
     Ok(ParsedUrl {
         scheme: scheme.to_ascii_lowercase(),
         host,
@@ -237,19 +237,19 @@ fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), &'static st
         let close = bracketed
             .find(']')
             .ok_or("an IPv6 address is missing its closing ]")?;
-        if parse_ipv6(&bracketed[..close]).is_none() {
+        if parse_ipv6(sub(bracketed, 0, close)).is_none() {
             return Err("the IPv6 address between [ ] is not valid (zone ids are not supported)");
         }
-        let after = &bracketed[close + 1..];
+        let after = tail(bracketed, close + 1);
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
             None if after.is_empty() => None,
             None => return Err("unexpected text after ]; write [address]:port"),
         };
-        (&host_port[..close + 2], port)
+        (sub(host_port, 0, close + 2), port)
     } else {
         let (host, port) = match host_port.find(':') {
-            Some(i) => (&host_port[..i], Some(&host_port[i + 1..])),
+            Some(i) => (sub(host_port, 0, i), Some(tail(host_port, i + 1))),
             None => (host_port, None),
         };
         check_reg_name(host)?;
@@ -348,21 +348,21 @@ fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
 /// An IPv6 address (RFC 4291 text form, with an optional dotted-quad tail), without brackets.
 fn parse_ipv6(s: &str) -> Option<[u16; 8]> {
     let mut out = [0u16; 8];
-    match s.find("::") {
+    match find_bytes(s.as_bytes(), b"::") {
         None => {
             if parse_groups(s, &mut out)? != 8 {
                 return None;
             }
         }
         Some(i) => {
-            let (head, tail) = (&s[..i], &s[i + 2..]);
+            let (head, rest) = (sub(s, 0, i), tail(s, i + 2));
             if head.contains('.') {
                 return None;
             }
             let mut head_groups = [0u16; 8];
             let mut tail_groups = [0u16; 8];
             let nh = parse_groups(head, &mut head_groups)?;
-            let nt = parse_groups(tail, &mut tail_groups)?;
+            let nt = parse_groups(rest, &mut tail_groups)?;
             if nh + nt > 7 {
                 return None;
             }
@@ -417,14 +417,17 @@ fn hex_value(b: u8) -> Option<u8> {
 /// Splits `[/path][?query][#fragment]` (already free of whitespace, controls and backslashes)
 /// and checks each part's characters and the path's segments.
 pub(crate) fn split_path_query_fragment(
-    tail: &str,
+    rest: &str,
 ) -> Result<(String, Option<String>, Option<String>), &'static str> {
-    let (before_fragment, fragment) = match tail.find('#') {
-        Some(i) => (&tail[..i], Some(&tail[i + 1..])),
-        None => (tail, None),
+    let (before_fragment, fragment) = match rest.find('#') {
+        Some(i) => (sub(rest, 0, i), Some(tail(rest, i + 1))),
+        None => (rest, None),
     };
     let (path, query) = match before_fragment.find('?') {
-        Some(i) => (&before_fragment[..i], Some(&before_fragment[i + 1..])),
+        Some(i) => (
+            sub(before_fragment, 0, i),
+            Some(tail(before_fragment, i + 1)),
+        ),
         None => (before_fragment, None),
     };
     check_part(path, false)?;

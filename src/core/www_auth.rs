@@ -4,7 +4,9 @@
 //! The header comes from a server, so the parser never fails and never panics: what it cannot
 //! read, up to the next comma, is skipped, and the rest is still read.
 
+use super::sub;
 use crate::prelude::*;
+
 /// One challenge: a scheme and either auth-params or a token68.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Challenge {
@@ -70,14 +72,14 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
             continue;
         }
         let mut challenge = Challenge {
-            scheme: header[i..scheme_end].into(),
+            scheme: sub(header, i, scheme_end).into(),
             params: Vec::new(),
             token68: None,
         };
         i = skip_ows(b, scheme_end);
         if i > scheme_end {
             if let Some(next) = read_token68(b, i) {
-                challenge.token68 = Some(header[i..next].into());
+                challenge.token68 = Some(sub(header, i, next).into());
                 i = next;
             } else {
                 i = read_params(header, i, &mut challenge.params);
@@ -132,7 +134,7 @@ fn read_params(header: &str, mut i: usize, params: &mut Vec<(String, String)>) -
             // A token not followed by `=` is the scheme of the next challenge.
             return i;
         }
-        let name = header[i..name_end].to_ascii_lowercase();
+        let name = sub(header, i, name_end).to_ascii_lowercase();
         let v = skip_ows(b, eq + 1);
         let value_end = if b.get(v) == Some(&b'"') {
             match read_quoted(b, v) {
@@ -151,7 +153,7 @@ fn read_params(header: &str, mut i: usize, params: &mut Vec<(String, String)>) -
                 i = skip_junk(b, v);
                 continue;
             }
-            params.push((name, header[v..end].into()));
+            params.push((name, sub(header, v, end).into()));
             end
         };
         i = skip_ows(b, value_end);
