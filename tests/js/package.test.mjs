@@ -184,3 +184,14 @@ test("@arethetypeswrong/cli reports no problems on pkg/", () => {
   const r = run(join(BIN, "attw"), ["--pack", PKG, "--format", "table-flipped"], { cwd: PKG });
   assert.equal(r.code, 0, r.stdout + r.stderr);
 });
+
+test("the .wasm links none of core's formatting panic paths, string searcher or sort (each costs KiBs)", () => {
+  // Their panic messages are what they leave behind in the data: a &str index the compiler cannot
+  // prove to be on a char boundary (slice_error_fail, which brings char Debug escapes and the
+  // Unicode printable tables), and slice::sort's check of the comparison function. The core
+  // slices with core::sub/tail and searches bytewise instead (README, Benchmarks: Size).
+  const wasm = readFileSync(join(PKG, "qbank_connect_bg.wasm")).toString("latin1");
+  for (const message of ["is not a char boundary", "user-provided comparison function", "byte index"]) {
+    assert.ok(!wasm.includes(message), `the .wasm holds core's "${message}" panic message again`);
+  }
+});
