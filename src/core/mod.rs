@@ -126,8 +126,8 @@ pub fn concat(parts: &[&str]) -> String {
 /// `s[from..to]` without a panic path. A `&str` index that the compiler cannot prove to be on
 /// a char boundary links core's slice panic, and through its message the formatting machinery
 /// (`char` Debug escapes, Unicode tables, integer padding: about 8 KiB of wasm). The indices the
-/// core slices at are found ASCII bytes, so always boundaries; were one not, the empty string
-/// makes the caller refuse its input rather than abort a Worker isolate.
+/// core slices at are found ASCII bytes, so always boundaries; were one not, the result would be
+/// the empty string (which the URL parser refuses) rather than a trap that aborts a Worker isolate.
 pub fn sub(s: &str, from: usize, to: usize) -> &str {
     s.get(from..to).unwrap_or_default()
 }

@@ -232,7 +232,9 @@ fn read_quoted(b: &[u8], i: usize) -> Option<(String, usize)> {
     let mut k = i + 1;
     while k < b.len() {
         let c = match b[k] {
-            b'"' => return Some((String::from_utf8_lossy(&value).into_owned(), k + 1)),
+            // Valid UTF-8: the header is a `&str`, and an escape only drops an ASCII backslash
+            // (no lossy conversion, which links core's UTF-8 chunking for nothing).
+            b'"' => return Some((String::from_utf8(value).ok()?, k + 1)),
             b'\\' => {
                 k += 1;
                 *b.get(k)?
