@@ -509,16 +509,16 @@ pub fn quote_numbers(out: &mut String, text: &str) {
                     i += 1;
                 }
                 // Every boundary here is an ASCII byte, so these are whole characters.
-                out.push_str(text.get(run..start).unwrap_or_default());
+                out.push_str(super::sub(text, run, start));
                 out.push('"');
-                out.push_str(text.get(start..i).unwrap_or_default());
+                out.push_str(super::sub(text, start, i));
                 out.push('"');
                 run = i;
             }
             _ => i += 1,
         }
     }
-    out.push_str(text.get(run..).unwrap_or_default());
+    out.push_str(super::tail(text, run));
 }
 
 /// Appends `s` as a JSON string, quotes included.

@@ -4,8 +4,8 @@
 //! problem body. Before such text reaches a caller or a log, every known secret is replaced by
 //! `[redacted]` in each form it could have been echoed in.
 
-use crate::core::concat;
 use crate::core::oauth::{base64_encode, form_urlencode, percent_encode};
+use crate::core::{concat, sub, tail};
 use crate::prelude::*;
 
 /// What a secret is replaced with.
@@ -71,14 +71,14 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         if out.is_empty() {
             out.reserve(text.len());
         }
-        out.push_str(text.get(copied..start).unwrap_or_default());
+        out.push_str(sub(text, copied, start));
         out.push_str(REDACTED);
         copied = end;
     }
     if copied == 0 {
         return String::from(text);
     }
-    out.push_str(text.get(copied..).unwrap_or_default());
+    out.push_str(tail(text, copied));
     out
 }
 
