@@ -9,6 +9,7 @@
 //               synchronously, so no init() call, no file read (Deno needs no --allow-read) and the
 //               package keeps working after the caller's app is bundled.
 //   index.cjs   require() outside Node (Bun): index.js bundled to CommonJS by esbuild.
+// Each entry is one bundled, minified file (see `entries` below).
 //   node.js     Node ESM (the node condition): index.js, with requests of clients without a
 //               `fetch` option sent through node:http(s) (src/js/node-http.js) instead of fetch.
 //   node.cjs    Node require(): node.js bundled to CommonJS.
@@ -104,7 +105,7 @@ writeFileSync(
 );
 
 writeFileSync(
-  join(outDir, "workerd.js"),
+  join(outDir, "workerd.src.js"),
   `// qbank-connect for Cloudflare Workers: the .wasm is imported as a module (compiled by the\n` +
     `// platform at upload), never compiled from bytes at run time.\n` +
     `import wasmModule from "./qbank_connect_bg.wasm";\n` +
@@ -124,26 +125,37 @@ writeFileSync(
     `export * from "./index.src.js";\n`,
 );
 
-for (const name of ["index", "node"]) {
-  for (const [format, ext] of [["esm", "js"], ["cjs", "cjs"]]) {
-    buildSync({
-      entryPoints: [join(outDir, `${name}.src.js`)],
-      outfile: join(outDir, `${name}.${ext}`),
-      bundle: true,
-      format,
-      platform: "neutral",
-      external: ["node:*"],
-      target: "es2022",
-      logLevel: "warning",
-      // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
-      logOverride: { "duplicate-object-key": "silent" },
-      legalComments: "none",
-    });
-  }
+// Every entry is bundled and minified (whitespace and syntax; names are kept, so stack traces,
+// `err.name` and class names read as in the sources): the glue a Worker ships is 15.5 KiB
+// gzipped as wasm-bindgen and support.js write it, 8.5 KiB so.
+const entries = [
+  ["index", "esm", "js"],
+  ["index", "cjs", "cjs"],
+  ["node", "esm", "js"],
+  ["node", "cjs", "cjs"],
+  // The .wasm stays an import: Workers compile it at upload, never from bytes at run time.
+  ["workerd", "esm", "js"],
+];
+for (const [name, format, ext] of entries) {
+  buildSync({
+    entryPoints: [join(outDir, `${name}.src.js`)],
+    outfile: join(outDir, `${name}.${ext}`),
+    bundle: true,
+    format,
+    platform: "neutral",
+    external: ["node:*", "./qbank_connect_bg.wasm"],
+    target: "es2022",
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: "warning",
+    // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
+    logOverride: { "duplicate-object-key": "silent" },
+    legalComments: "none",
+  });
 }
-// index.src.js, node.src.js and wasm-bytes.js stay in pkg/ (not in the published files): the
-// soak (tests/soak) loads node.src.js beside qbank_connect.js, to reach the wasm instance that
-// the glue module holds.
+// The sources of the bundles (*.src.js, qbank_connect.js, snippets/, wasm-bytes.js) stay in pkg/
+// but are not published: the soak (tests/soak) loads node.src.js beside qbank_connect.js, to
+// reach the wasm instance that the glue module holds.
 
 const version = /^version\s*=\s*"([^"]+)"/m.exec(readFileSync(join(root, "Cargo.toml"), "utf8"))[1];
 const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));

@@ -195,3 +195,22 @@ test("the .wasm links none of core's formatting panic paths, string searcher or 
     assert.ok(!wasm.includes(message), `the .wasm holds core's "${message}" panic message again`);
   }
 });
+
+test("each published entry is one minified file; workerd.js imports only its .wasm module", () => {
+  const pkg = JSON.parse(readFileSync(join(PKG, "package.json"), "utf8"));
+  assert.ok(!pkg.files.some((f) => f.startsWith("snippets") || f === "qbank_connect.js"), "the bundles' sources are not published");
+  const imports = (text) => [...text.matchAll(/(?:\bimport\s*(?:[\w${}\s,*]+\s*from\s*)?|\brequire\()\s*["']([^"']+)["']/g)].map((m) => m[1]);
+  const workerd = readFileSync(join(PKG, "workerd.js"), "utf8");
+  assert.deepEqual(imports(workerd), ["./qbank_connect_bg.wasm"], "workerd.js is self-contained but for the .wasm it imports");
+  for (const f of ["index.js", "index.cjs", "node.js", "node.cjs"]) {
+    const text = readFileSync(join(PKG, f), "utf8");
+    assert.ok(imports(text).every((s) => s.startsWith("node:")), `${f} imports only node: builtins (got ${imports(text)})`);
+  }
+  for (const f of ["workerd.js", "index.js", "node.js"]) {
+    const text = readFileSync(join(PKG, f), "utf8");
+    // Minified: no comments and no indentation left (wasm-bindgen's and support.js's are long).
+    assert.ok(!/^\s+\S/m.test(text) && !text.includes("// "), `${f} is minified`);
+    // Names kept: stack traces and class names read as in the sources.
+    assert.ok(/\bQBankError=class\b/.test(text) && text.includes("function fastPath(cls)"), `${f} keeps its names`);
+  }
+});

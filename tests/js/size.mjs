@@ -1,30 +1,20 @@
 // Prints the package's sizes, raw and gzipped: the .wasm, the JS glue, and what a Worker ships.
 //   node tests/js/size.mjs pkg [--json]
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 
 export function packageSizes(dir) {
-  const read = (p) => readFileSync(join(dir, p));
-  const snippets = [];
-  const walk = (d) => {
-    for (const e of readdirSync(join(dir, d))) {
-      const p = join(d, e);
-      if (statSync(join(dir, p)).isDirectory()) walk(p);
-      else snippets.push(p);
-    }
-  };
-  walk("snippets");
   const measure = (files) => {
-    const buf = Buffer.concat(files.map(read));
+    const buf = Buffer.concat(files.map((p) => readFileSync(join(dir, p))));
     return { raw: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
   };
-  // What a Worker ships: not node-http.js (the Node entry's transport).
-  const glueFiles = ["qbank_connect.js", ...snippets.filter((p) => !p.endsWith("node-http.js")), "workerd.js"];
+  // What a Worker ships: workerd.js (wasm-bindgen's glue and support.js, bundled and minified into
+  // one file; node-http.js is the Node entries' transport and not in it) and the .wasm it imports.
   return {
     wasm: measure(["qbank_connect_bg.wasm"]),
-    glue: measure(glueFiles),
-    total: measure(["qbank_connect_bg.wasm", ...glueFiles]),
+    glue: measure(["workerd.js"]),
+    total: measure(["qbank_connect_bg.wasm", "workerd.js"]),
   };
 }
 
