@@ -326,7 +326,7 @@ mod tests {
     fn msg<T: core::fmt::Debug>(r: Result<T, Error>) -> String {
         let e = r.unwrap_err();
         assert_eq!(e.code, ErrorCode::Config);
-        e.message
+        e.message.clone()
     }
 
     #[test]

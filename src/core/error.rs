@@ -6,6 +6,7 @@
 //! server is scrubbed of known secrets by the edge before it is surfaced.
 
 use crate::prelude::*;
+use alloc::boxed::Box;
 use core::fmt;
 
 /// The stable error codes. `as_str()` is the contract seen from JavaScript as `error.code`.
@@ -99,8 +100,35 @@ impl ErrorCode {
 }
 
 /// A failure, with everything the caller needs to decide what to do next.
+///
+/// One pointer wide: the fields live in a box ([`ErrorData`], reached through `Deref`), so a
+/// `Result<T, Error>` stays small and every `?` moves a pointer, not ~80 bytes with their drop
+/// glue (in the wasm that was KiBs of copies across the config, OAuth and API error paths).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error(Box<ErrorData>);
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl core::ops::Deref for Error {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
+/// The fields of an [`Error`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
+pub struct ErrorData {
     /// The stable class of failure.
     pub code: ErrorCode,
     /// A sentence for humans, saying what to do next. Never contains a secret.
@@ -120,7 +148,7 @@ pub struct Error {
 impl Error {
     /// A new error with just a code and a message; the request is assumed not sent.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorData {
             code,
             message: message.into(),
             status: None,
@@ -128,7 +156,7 @@ impl Error {
             oauth_error_description: None,
             retry_after_ms: None,
             may_have_reached_server: false,
-        }
+        }))
     }
 
     /// Shorthand for a configuration error.

@@ -321,7 +321,7 @@ mod tests {
         assert!(!e.may_have_reached_server);
         assert!(e.message.ends_with("nothing was sent"), "{}", e.message);
         assert!(e.message.contains("1 to 128 bytes"), "{}", e.message);
-        e.message
+        e.message.clone()
     }
 
     fn base(s: &str) -> ParsedUrl {
@@ -342,7 +342,7 @@ mod tests {
                 assert_eq!(e.code, ErrorCode::InvalidArgument, "{p:?}");
                 assert!(!e.may_have_reached_server);
                 assert!(e.message.ends_with("nothing was sent"), "{}", e.message);
-                e.message
+                e.message.clone()
             }
         }
     }
@@ -921,7 +921,7 @@ mod props {
             tail in "[A-Za-z0-9]{0,20}",
         ) {
             let id = concat(&[&head, &bad, &tail]);
-            let msg = check_account_id(&id).unwrap_err().message;
+            let msg = check_account_id(&id).unwrap_err().message.clone();
             prop_assert!(msg.contains(&head[..8]));
             prop_assert!(!msg.contains(&head[..9]), "{}", msg);
         }

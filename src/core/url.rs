@@ -501,7 +501,7 @@ mod tests {
             Ok(u) => panic!("{s:?} was accepted as {u:?}"),
             Err(e) => {
                 assert_eq!(e.code, ErrorCode::Config);
-                e.message
+                e.message.clone()
             }
         }
     }

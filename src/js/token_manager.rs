@@ -212,8 +212,8 @@ impl Config {
 /// given secrets, in each form they could be echoed in.
 pub fn scrub_error(mut e: Error, secrets: &[&str]) -> Error {
     e.message = scrub(&e.message, secrets);
-    e.oauth_error = e.oauth_error.map(|d| scrub(&d, secrets));
-    e.oauth_error_description = e.oauth_error_description.map(|d| scrub(&d, secrets));
+    e.oauth_error = e.oauth_error.take().map(|d| scrub(&d, secrets));
+    e.oauth_error_description = e.oauth_error_description.take().map(|d| scrub(&d, secrets));
     e
 }
 
