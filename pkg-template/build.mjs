@@ -151,7 +151,18 @@ for (const [name, format, ext] of entries) {
     // wasm-bindgen 0.2.130 imports the snippet module once per function, under one key: harmless.
     logOverride: { "duplicate-object-key": "silent" },
     legalComments: "none",
+    // A source map beside each entry, with the sources in it, so stack traces can be read back
+    // (node --enable-source-maps; Workers' upload_source_maps) although the code is minified.
+    sourcemap: "linked",
+    sourcesContent: true,
   });
+  // The embedded wasm's base64 is no source a reader needs: its map entry says what it was.
+  const mapPath = join(outDir, `${name}.${ext}.map`);
+  const map = JSON.parse(readFileSync(mapPath, "utf8"));
+  map.sourcesContent = map.sources.map((src, i) =>
+    src.endsWith("wasm-bytes.js") ? "// the .wasm, embedded as base64 (qbank_connect_bg.wasm)\n" : map.sourcesContent[i],
+  );
+  writeFileSync(mapPath, JSON.stringify(map));
 }
 // The sources of the bundles (*.src.js, qbank_connect.js, snippets/, wasm-bytes.js) stay in pkg/
 // but are not published: the soak (tests/soak) loads node.src.js beside qbank_connect.js, to

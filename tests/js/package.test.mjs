@@ -214,3 +214,28 @@ test("each published entry is one minified file; workerd.js imports only its .wa
     assert.ok(/\bQBankError=class\b/.test(text) && text.includes("function fastPath(cls)"), `${f} keeps its names`);
   }
 });
+
+test("source maps: a stack trace through the minified entry reads back to support.js (node --enable-source-maps)", () => {
+  for (const f of ["index.js", "index.cjs", "node.js", "node.cjs", "workerd.js"]) {
+    const map = JSON.parse(readFileSync(join(PKG, `${f}.map`), "utf8"));
+    const support = map.sources.findIndex((s) => s.endsWith("/support.js"));
+    assert.ok(support >= 0 && map.sourcesContent[support].includes("export class QBankError"), `${f}.map carries support.js`);
+    // The embedded wasm is not copied into the map a second time.
+    assert.ok(readFileSync(join(PKG, `${f}.map`)).length < 200_000, `${f}.map holds no base64 wasm`);
+  }
+  const probe = `
+for (const load of [() => import("qbank-connect"), async () => (await import("node:module")).createRequire(import.meta.url)("qbank-connect")]) {
+  const q = await load();
+  try {
+    new q.TokenManager({ tokenUrl: "http://bank.example/token", clientId: "id", clientSecret: "not-a-real-secret" });
+  } catch (e) {
+    console.log(e.stack.split("\\n").find((l) => l.includes("qbank-connect")));
+  }
+}
+`;
+  const r = run(process.execPath, ["--enable-source-maps", consumerFile("sourcemap.mjs", probe)], { cwd: CONSUMER });
+  assert.equal(r.code, 0, r.stderr);
+  const frames = r.stdout.trim().split("\n");
+  assert.equal(frames.length, 2, r.stdout);
+  for (const frame of frames) assert.match(frame, /support\.js:\d+:\d+/, "the frame maps back to support.js");
+});
