@@ -9,10 +9,10 @@
 //               synchronously, so no init() call, no file read (Deno needs no --allow-read) and the
 //               package keeps working after the caller's app is bundled.
 //   index.cjs   require() outside Node (Bun): index.js bundled to CommonJS by esbuild.
-// Each entry is one bundled, minified file (see `entries` below).
 //   node.js     Node ESM (the node condition): index.js, with requests of clients without a
 //               `fetch` option sent through node:http(s) (src/js/node-http.js) instead of fetch.
 //   node.cjs    Node require(): node.js bundled to CommonJS.
+// Each entry is one bundled, minified file with a source map (see `entries` below).
 import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync } from "node:fs";
 import { join, dirname, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -127,7 +127,7 @@ writeFileSync(
 
 // Every entry is bundled and minified (whitespace and syntax; names are kept, so stack traces,
 // `err.name` and class names read as in the sources): the glue a Worker ships is 15.5 KiB
-// gzipped as wasm-bindgen and support.js write it, 8.5 KiB so.
+// gzipped as wasm-bindgen and support.js write it, 8.6 KiB so.
 const entries = [
   ["index", "esm", "js"],
   ["index", "cjs", "cjs"],
@@ -156,12 +156,15 @@ for (const [name, format, ext] of entries) {
     sourcemap: "linked",
     sourcesContent: true,
   });
-  // The embedded wasm's base64 is no source a reader needs: its map entry says what it was.
+  // The embedded wasm's base64 is no source a reader needs: its map entry says what it was. The
+  // snippets are named by their path in the repository (src/js/support.js), not by
+  // wasm-bindgen's hashed folder, which is not published.
   const mapPath = join(outDir, `${name}.${ext}.map`);
   const map = JSON.parse(readFileSync(mapPath, "utf8"));
   map.sourcesContent = map.sources.map((src, i) =>
     src.endsWith("wasm-bytes.js") ? "// the .wasm, embedded as base64 (qbank_connect_bg.wasm)\n" : map.sourcesContent[i],
   );
+  map.sources = map.sources.map((src) => src.replace(/^snippets\/[^/]+\//, ""));
   writeFileSync(mapPath, JSON.stringify(map));
 }
 // The sources of the bundles (*.src.js, qbank_connect.js, snippets/, wasm-bytes.js) stay in pkg/
