@@ -11,6 +11,11 @@ BIN := node_modules/.bin
 RAW := target/pkg-raw
 WASM_OUT := target/$(WASM_TARGET)/release/qbank_connect.wasm
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# The panic locations the .wasm keeps name dependency sources by their path on the build machine
+# (under CARGO_HOME): mapped to paths that are the same on every machine, so the published .wasm
+# holds no home directory and builds the same bytes wherever it is built.
+CARGO_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+REMAP := --remap-path-prefix=$(CARGO_DIR)/registry/src/=crates/ --remap-path-prefix=$(CURDIR)/=
 
 comma := ,
 step = @printf '\n==> %s\n' "$(1)"
@@ -59,7 +64,7 @@ setup-browser:
 
 package: setup
 	$(call step,cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap (no_std))
-	cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap
+	RUSTFLAGS="$${RUSTFLAGS:-} $(REMAP)" cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap
 	$(call step,wasm-bindgen --target web)
 	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --out-dir $(RAW) $(WASM_OUT)
 	$(call step,wasm-opt -Oz)

@@ -5,6 +5,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { homedir } from "node:os";
 import { ensureConsumer, consumerFile, run, BIN, CONSUMER, CRATE_VERSION, startWorkerd, PKG } from "./harness.mjs";
 
 const PROBE_BODY = `
@@ -194,6 +195,19 @@ test("the .wasm links none of core's formatting panic paths, string searcher or 
   for (const message of ["is not a char boundary", "user-provided comparison function", "byte index"]) {
     assert.ok(!wasm.includes(message), `the .wasm holds core's "${message}" panic message again`);
   }
+});
+
+test("the .wasm names no path of the machine that built it (its panic locations are remapped)", () => {
+  // The panic locations core keeps name source files; without the Makefile's --remap-path-prefix
+  // those of dependencies read /home/<user>/.cargo/registry/src/… (or /root/…).
+  const wasm = readFileSync(join(PKG, "qbank_connect_bg.wasm")).toString("latin1");
+  const cargoHome = process.env.CARGO_HOME || join(homedir(), ".cargo");
+  for (const path of [cargoHome, homedir(), process.cwd()]) {
+    assert.ok(!wasm.includes(path + "/"), `the .wasm holds the build machine's path ${path}/`);
+  }
+  const paths = wasm.match(/[\w./-]+\.rs/g) || [];
+  assert.ok(paths.some((p) => p.startsWith("crates/index.crates.io-")), `dependencies' paths are remapped under crates/ (got ${paths})`);
+  for (const p of paths) assert.ok(/^(crates\/|src\/|\/rustc\/[0-9a-f]+\/library\/)/.test(p), `an unexpected source path in the .wasm: ${p}`);
 });
 
 test("each published entry is one minified file; workerd.js imports only its .wasm module", () => {
