@@ -18,9 +18,11 @@ CARGO_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
 REMAP := --remap-path-prefix=$(CARGO_DIR)/registry/src/=crates/ --remap-path-prefix=$(CURDIR)/=
 
 comma := ,
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue
 step = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench soak reliability fuzz fuzz-check fuzz-libfuzzer
+.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench wasm-floor soak reliability fuzz fuzz-check fuzz-libfuzzer
 
 help:
 	@echo "make demo   - build the package and run the demo"
@@ -68,9 +70,7 @@ package: setup
 	$(call step,wasm-bindgen --target web)
 	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --out-dir $(RAW) $(WASM_OUT)
 	$(call step,wasm-opt -Oz)
-	$(BIN)/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-	  --enable-mutable-globals --enable-reference-types --enable-multivalue \
-	  $(RAW)/qbank_connect_bg.wasm -o $(RAW)/qbank_connect_bg.wasm
+	$(BIN)/wasm-opt $(WASM_OPT_FLAGS) $(RAW)/qbank_connect_bg.wasm -o $(RAW)/qbank_connect_bg.wasm
 	$(call step,pkg/ from pkg-template/)
 	node pkg-template/build.mjs $(RAW) pkg
 	@$(MAKE) --no-print-directory size
@@ -110,6 +110,9 @@ lint:
 	cargo clippy --lib --target $(WASM_TARGET) --features wasm-panic-trap -- -D warnings
 	$(call step,cargo doc -D warnings)
 	RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet
+	$(call step,bench/wasm-floor: cargo fmt --check / clippy -D warnings)
+	cargo fmt --check --manifest-path bench/wasm-floor/Cargo.toml
+	cargo clippy --target $(WASM_TARGET) --manifest-path bench/wasm-floor/Cargo.toml --target-dir $(WASM_FLOOR) -- -D warnings
 
 test-rust:
 	$(call step,Rust host tests (sans-IO core, manual clock))
@@ -128,8 +131,19 @@ test-js: setup-browser
 
 ## ---- benchmark ----
 
+# Phase 6's reference row: bench/wasm-floor (one async method, nothing of ours), built like the
+# package, so the size bar can be read against what the toolchain costs by itself.
+WASM_FLOOR := target/wasm-floor
+wasm-floor: setup
+	$(call step,bench/wasm-floor: the toolchain's floor (cargo build$(comma) wasm-bindgen$(comma) wasm-opt))
+	RUSTFLAGS="$${RUSTFLAGS:-} $(REMAP)" cargo build --release --target $(WASM_TARGET) \
+	  --manifest-path bench/wasm-floor/Cargo.toml --target-dir $(WASM_FLOOR)
+	rm -rf $(WASM_FLOOR)/pkg && wasm-bindgen --target web --omit-default-module-path \
+	  --out-dir $(WASM_FLOOR)/pkg $(WASM_FLOOR)/$(WASM_TARGET)/release/wasm_floor.wasm
+	$(BIN)/wasm-opt $(WASM_OPT_FLAGS) $(WASM_FLOOR)/pkg/wasm_floor_bg.wasm -o $(WASM_FLOOR)/pkg/wasm_floor_bg.wasm
+
 # BENCH_ARGS: e.g. --quick, --runtimes node,deno, --phases 4,5, --rounds 9 (see bench/README.md).
-bench: package
+bench: package wasm-floor
 	$(call step,benchmark on Node$(comma) Deno and workerd side by side (8-12 minutes; --quick about 1.5))
 	node bench/run.mjs $(BENCH_ARGS)
 

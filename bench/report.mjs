@@ -140,7 +140,14 @@ export function renderMarkdown(r) {
       if (!b) continue;
       L.push(`| ${LABELS[c]} | ${kib(b.js.raw)} | ${kib(b.js.gzip)} | ${b.wasm.raw ? kib(b.wasm.raw) : "–"} | ${b.wasm.raw ? kib(b.wasm.gzip) : "–"} | ${kib(b.total.gzip)} |`);
     }
+    const f = s.toolchainFloor;
+    if (f) L.push(`| (reference) the toolchain alone: wasm-bindgen + futures + dlmalloc, one async method | ${kib(f.js.raw)} | ${kib(f.js.gzip)} | ${kib(f.wasm.raw)} | ${kib(f.wasm.gzip)} | ${kib(f.total.gzip)} |`);
     L.push("");
+    const p = s.package.wasmParts;
+    const notes = [];
+    if (p) notes.push(`Our .wasm, each part gzipped alone: code ${kib(p.code.raw)} KiB raw / ${kib(p.code.gzip)} KiB gzipped, data (the strings: error messages, option and field names) ${kib(p.data.raw)} / ${kib(p.data.gzip)} KiB, the rest (types, imports, exports) ${kib(p.rest.raw)} / ${kib(p.rest.gzip)} KiB.`);
+    if (f) notes.push(`The reference row is \`bench/wasm-floor\`: a class whose async method awaits one JavaScript promise, built exactly as the package is, with no parsing, validation or messages; its ${kib(f.total.gzip)} KiB are spent before any of a library's own code.`);
+    if (notes.length) L.push(notes.join(" "), "");
   }
 
   if (has("startup")) {

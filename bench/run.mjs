@@ -364,14 +364,33 @@ async function sizes() {
       const k = m ? m[1] : "(bench code)";
       pkgBytes[k] = (pkgBytes[k] ?? 0) + bytes;
     }
-    out.bundles[c] = {
-      js: { raw: js.length, gzip: gz(js) },
-      wasm: { raw: wasm.length, gzip: wasm.length ? gz(wasm) : 0 },
-      total: { raw: js.length + wasm.length, gzip: gz(js) + (wasm.length ? gz(wasm) : 0) },
-      inputsUnminified: pkgBytes,
-    };
+    out.bundles[c] = { ...bundleSizes(js, wasm), inputsUnminified: pkgBytes };
   }
+  out.toolchainFloor = await toolchainFloor(esbuild);
   return out;
+}
+
+function bundleSizes(js, wasm) {
+  const gz = (b) => (b.length ? gzipSync(b, { level: 9 }).length : 0);
+  return {
+    js: { raw: js.length, gzip: gz(js) },
+    wasm: { raw: wasm.length, gzip: gz(wasm) },
+    total: { raw: js.length + wasm.length, gzip: gz(js) + gz(wasm) },
+  };
+}
+
+/**
+ * The reference row: bench/wasm-floor (`make wasm-floor`), one async method and nothing of ours,
+ * built like the package; its glue minified like the contenders'. Null when it was not built.
+ */
+async function toolchainFloor(esbuild) {
+  const dir = join(ROOT, "target", "wasm-floor", "pkg");
+  if (!existsSync(join(dir, "wasm_floor_bg.wasm"))) {
+    log("   (no target/wasm-floor: run `make wasm-floor` for the toolchain's reference row)");
+    return null;
+  }
+  const r = await esbuild.build({ entryPoints: [join(dir, "wasm_floor.js")], bundle: true, format: "esm", minify: true, write: false });
+  return bundleSizes(Buffer.from(r.outputFiles[0].contents), readFileSync(join(dir, "wasm_floor_bg.wasm")));
 }
 
 // ---- phase 7 ----
