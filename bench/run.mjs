@@ -356,7 +356,6 @@ async function sizes() {
     for (const imp of r.metafile.outputs[Object.keys(r.metafile.outputs)[0]].imports) {
       if (imp.path.endsWith(".wasm")) wasm = readFileSync(join(PKG_UNDER_TEST, imp.path.split("/").pop()));
     }
-    const gz = (b) => gzipSync(b, { level: 9 }).length;
     const inputs = Object.entries(r.metafile.inputs).map(([p, v]) => [p, v.bytes]);
     const pkgBytes = {};
     for (const [p, bytes] of inputs) {
@@ -372,10 +371,11 @@ async function sizes() {
 
 function bundleSizes(js, wasm) {
   const gz = (b) => (b.length ? gzipSync(b, { level: 9 }).length : 0);
+  const [jsGz, wasmGz] = [gz(js), gz(wasm)];
   return {
-    js: { raw: js.length, gzip: gz(js) },
-    wasm: { raw: wasm.length, gzip: gz(wasm) },
-    total: { raw: js.length + wasm.length, gzip: gz(js) + gz(wasm) },
+    js: { raw: js.length, gzip: jsGz },
+    wasm: { raw: wasm.length, gzip: wasmGz },
+    total: { raw: js.length + wasm.length, gzip: jsGz + wasmGz },
   };
 }
 

@@ -202,7 +202,8 @@ test("the .wasm names no path of the machine that built it (its panic locations 
   // those of dependencies read /home/<user>/.cargo/registry/src/… (or /root/…).
   const wasm = readFileSync(join(PKG, "qbank_connect_bg.wasm")).toString("latin1");
   const cargoHome = process.env.CARGO_HOME || join(homedir(), ".cargo");
-  for (const path of [cargoHome, homedir(), process.cwd()]) {
+  // (A home of "/" would match every "//" in the messages' URLs: only real directories count.)
+  for (const path of [cargoHome, homedir(), process.cwd()].filter((p) => p.length > 1)) {
     assert.ok(!wasm.includes(path + "/"), `the .wasm holds the build machine's path ${path}/`);
   }
   const paths = wasm.match(/[\w./-]+\.rs/g) || [];
