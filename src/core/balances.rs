@@ -45,7 +45,7 @@ pub struct Balance<'a> {
 /// `raw` is left out of the text: it is exactly `JSON.parse(body)`, which the caller adds (the
 /// engine's own parser reads the body faster than it can be copied through this text).
 pub fn balance_result_json(account_id: &str, body: &str) -> Result<String, Error> {
-    parse_balance(account_id, body).map(|b| result_json(&b, body))
+    parse_balance(account_id, body).map(|b| result_json(&b, body, b.raw.has_number()))
 }
 
 /// How the JavaScript edge builds `getBalance`'s result from a 2xx body (see [`balance_read`]).
@@ -77,18 +77,19 @@ pub const AS_OF_NAMES: [&str; 3] = ["as_of", "asOf", "balance_date"];
 /// `JSON.parse` can supply every value exactly, else the result's JSON text.
 pub fn balance_read(account_id: &str, body: &str) -> Result<BalanceRead, Error> {
     let b = parse_balance(account_id, body)?;
-    Ok(match plan(&b) {
+    // Walked once: a body with a number is never planned, and its text carries `raw`.
+    let numbers = b.raw.has_number();
+    let planned = if numbers { None } else { plan(&b) };
+    Ok(match planned {
         Some(bits) => BalanceRead::Plan(bits),
-        None => BalanceRead::Json(result_json(&b, body)),
+        None => BalanceRead::Json(result_json(&b, body, numbers)),
     })
 }
 
 /// The plan for `b`, if every field it returns is exactly a top-level string member of the
-/// body (checked here by comparing, not assumed) and the body has no number.
+/// body (checked here by comparing, not assumed). Only for a body without any number (the
+/// caller checks: a plan's `raw` is `JSON.parse(body)`, which would turn numbers into floats).
 fn plan(b: &Balance<'_>) -> Option<u32> {
-    if b.raw.has_number() {
-        return None;
-    }
     let is =
         |name: &str, value: &str| matches!(b.raw.get(name), Some(Json::String(s)) if s == value);
     // The member parse_balance read: the first of the two names present.
@@ -122,9 +123,9 @@ fn plan(b: &Balance<'_>) -> Option<u32> {
     Some(bits)
 }
 
-fn result_json(b: &Balance<'_>, body: &str) -> String {
+/// The result's JSON text; `numbers`: whether the body has any number (then `raw` is written).
+fn result_json(b: &Balance<'_>, body: &str, numbers: bool) -> String {
     let account_id = b.account_id;
-    let numbers = b.raw.has_number();
     let mut out = String::with_capacity(
         96 + 2 * account_id.len() + if numbers { body.len() + 32 } else { 0 },
     );
