@@ -100,6 +100,9 @@ test: package lint fuzz-check test-rust test-wasm test-js
 	@printf '\n==> all tests passed\n'
 
 lint:
+	$(call step,layers: each folder under src/ uses only the layers below it (tests/layers.mjs))
+	node tests/layers.mjs --self-test
+	node tests/layers.mjs src
 	$(call step,cargo fmt --check)
 	cargo fmt --check
 	$(call step,cargo clippy (host) -D warnings)

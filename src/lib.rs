@@ -1,16 +1,28 @@
 //! qbank-connect: an OAuth 2.0 client-credentials token manager and a QBank Connect API client,
 //! compiled to WebAssembly for Cloudflare Workers, Deno, Node and Bun.
 //!
-//! The crate has two layers:
-//! - [`core`]: sans-IO, pure Rust, no dependencies; tested on the host with a manual clock.
-//! - `js` (wasm32 only): the thin edge where `wasm_bindgen`, `fetch`, timers and the clock live.
+//! Layers, each a folder that may use only the ones below it (`make lint` checks this):
+//!
+//! - `js` (wasm32 only): the thin edge where `wasm_bindgen`, `fetch`, timers and the clock live;
+//!   uses everything below.
+//! - [`providers`]: QBank (balances, account ids, API paths) and QPay (realm, Credentials API);
+//!   uses [`oauth`] and [`util`].
+//! - [`oauth`]: the OAuth 2.0 client, sans-IO: token request and response, refresh policy, the
+//!   token cache, secrets, errors with stable codes; uses [`util`].
+//! - [`util`]: domain-free pieces (JSON, URL, encoders, HTTP dates, `WWW-Authenticate`,
+//!   scrubbing, text helpers); uses nothing else in the crate.
+//!
+//! Everything below `js` is pure Rust with no dependencies, tested on the host with a manual
+//! clock.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(all(target_arch = "wasm32", feature = "wasm-panic-trap"), no_std)]
 
 extern crate alloc;
 
-pub mod core;
+pub mod oauth;
+pub mod providers;
+pub mod util;
 
 /// What std's prelude gives, for the `no_std` package build.
 mod prelude {

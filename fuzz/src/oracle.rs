@@ -1,7 +1,7 @@
 //! Independent reference code the targets compare the crate against: a JSON writer, exact
-//! decimal values, and an HTTP-date reader written separately from `core::oauth`'s.
+//! decimal values, and an HTTP-date reader written separately from `util::http_date`'s.
 
-use qbank_connect::core::json::Json;
+use qbank_connect::util::json::Json;
 
 /// Writes a value as JSON text (strings escaped minimally, numbers as their exact text).
 pub fn write_json(v: &Json, out: &mut String) {
@@ -74,7 +74,7 @@ pub fn numbers_as_strings<'a>(v: &Json<'a>) -> Json<'a> {
 /// getBalance's result as support.js's `fromPlan` builds it from the parsed body: written here
 /// from the plan's documented bits, independently of the core.
 pub fn apply_plan<'a>(bits: u32, id: &'a str, raw: &Json<'a>) -> Json<'a> {
-    use qbank_connect::core::balances::{
+    use qbank_connect::providers::qbank::balances::{
         AS_OF_NAMES, PLAN, PLAN_AS_OF_SHIFT, PLAN_AVAILABLE_CAMEL, PLAN_CURRENCY, PLAN_LEDGER_CAMEL,
     };
     assert_ne!(bits & PLAN, 0, "a plan without its PLAN bit");
@@ -159,7 +159,7 @@ fn same_number(a: &str, b: &str) -> bool {
 
 /// The exact value of a decimal text (`-12.5e3`, `0.0010`): sign, significant digits without
 /// leading or trailing zeros, and where the point goes (value = 0.DIGITS × 10^point).
-/// Zero is `(false, "", 0)` whatever its sign. Written independently of `core::json`.
+/// Zero is `(false, "", 0)` whatever its sign. Written independently of `util::json`.
 pub fn decimal_value(text: &str) -> Option<(bool, String, i64)> {
     let (neg, rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
@@ -286,7 +286,7 @@ fn month(s: &[u8]) -> Option<usize> {
 }
 
 /// An HTTP-date (RFC 9110 §5.6.7, all three forms) as epoch milliseconds, clamped at 0, by a
-/// reader written from the RFC's grammar, separately from `core::oauth::parse_http_date_ms`.
+/// reader written from the RFC's grammar, separately from `util::http_date::parse_http_date_ms`.
 /// RFC 850's two-digit year is the one within 50 years of `now` (more than 50 years ahead
 /// means the century before).
 pub fn http_date_ms(v: &str, now: u64) -> Option<u64> {

@@ -21,21 +21,22 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use qbank_connect::core::balances::{
+use qbank_connect::oauth::token::{
+    is_b64token, jwt_exp_ms, parse_token_response, MAX_EXPIRES_IN_SECS,
+};
+use qbank_connect::oauth::{ErrorCode, Secret, TokenResponse};
+use qbank_connect::providers::qbank::balances::{
     balance_read, balance_result_json, balance_url, is_decimal_amount, parse_balance, BalanceRead,
 };
-use qbank_connect::core::json::{self, Json, MAX_DEPTH, MAX_EXPIRES_IN_SECS, MAX_MEMBERS};
-use qbank_connect::core::oauth::{
-    is_b64token, jwt_exp_ms, parse_http_date_ms, parse_retry_after, parse_token_response,
-    RETRY_AFTER_CAP_MS,
+use qbank_connect::providers::qbank::path::{
+    account_path_segment, check_account_id, resolve_api_url, MAX_ACCOUNT_ID_BYTES,
 };
-use qbank_connect::core::path::{
-    account_path_segment, check_account_id, encode_path_segment, resolve_api_url,
-    MAX_ACCOUNT_ID_BYTES,
-};
-use qbank_connect::core::url::{check_endpoint_url, origin, parse_url, ParsedUrl};
-use qbank_connect::core::www_auth::{bearer_error, parse_www_authenticate, Challenge};
-use qbank_connect::core::{ErrorCode, HttpResponse, Secret, TokenResponse};
+use qbank_connect::util::encode::percent_encode;
+use qbank_connect::util::http_date::{parse_http_date_ms, parse_retry_after, RETRY_AFTER_CAP_MS};
+use qbank_connect::util::json::{self, Json, MAX_DEPTH, MAX_MEMBERS};
+use qbank_connect::util::url::{check_endpoint_url, origin, parse_url, ParsedUrl};
+use qbank_connect::util::www_auth::{bearer_error, parse_www_authenticate, Challenge};
+use qbank_connect::util::HttpResponse;
 
 use crate::gen::b64_std;
 use crate::oracle;
@@ -204,7 +205,7 @@ fn token_fixed_text() -> &'static str {
     })
 }
 
-/// `core::oauth::parse_token_response` on any status, headers (`Retry-After` among them) and
+/// `oauth::token::parse_token_response` on any status, headers (`Retry-After` among them) and
 /// body: never panics, is deterministic, and:
 /// - a success is a 2xx whose body is a JSON object without an `error`, with a b64token
 ///   `access_token` equal to the body's, `token_type` Bearer, `expires_in_ms` exactly a
@@ -388,7 +389,7 @@ fn check_amount(field: &str, sent: &Json, got: &str) {
     }
 }
 
-/// `core::balances::parse_balance` on any account id and body: never panics, is
+/// `providers::qbank::balances::parse_balance` on any account id and body: never panics, is
 /// deterministic; a success has both amounts satisfying [`is_decimal_amount`], equal to the
 /// string sent or exactly the value of the number sent (no float on the way), the id asked
 /// for, a non-empty currency if any, and the parsed body as `raw`; a failure is an
@@ -454,7 +455,7 @@ pub fn balance(data: &[u8]) -> u64 {
 /// without numbers), and a text answer is that text.
 fn check_read(id: &str, body: &str, raw: &Json) -> &'static str {
     let text = balance_result_json(id, body).expect("parse_balance accepted the body");
-    // Read with serde_json: the result nests the body one level deeper, past core::json's depth
+    // Read with serde_json: the result nests the body one level deeper, past util::json's depth
     // limit for a body at that limit (JSON.parse has none that low).
     let mut from_text: serde_json::Value =
         serde_json::from_str(&text).expect("the result text is JSON");
@@ -521,7 +522,7 @@ pub fn write_challenges(cs: &[Challenge]) -> String {
     out
 }
 
-/// `core::www_auth::parse_www_authenticate` and `bearer_error` on any header: never panic;
+/// `util::www_auth::parse_www_authenticate` and `bearer_error` on any header: never panic;
 /// every scheme and param name is a non-empty token (names lower-cased), a challenge has a
 /// token68 or params, not both, no value holds a control character but tab; `bearer_error`
 /// agrees with the first Bearer challenge; and writing the challenges back and parsing again
@@ -717,9 +718,9 @@ fn expected_expires_in_ms(v: Option<&Json>) -> Option<u64> {
     (secs <= MAX_EXPIRES_IN_SECS).then(|| secs * 1000)
 }
 
-/// `core::oauth::jwt_exp_ms` on any token: never panics, and equals a reference reading of
+/// `oauth::token::jwt_exp_ms` on any token: never panics, and equals a reference reading of
 /// the token: exactly three dot-separated parts whose middle one is base64url of a JSON object
-/// (as `core::json` reads it) with a non-negative number `exp`, whose value × 1000, truncated,
+/// (as `util::json` reads it) with a non-negative number `exp`, whose value × 1000, truncated,
 /// fits a `u64`.
 pub fn jwt_exp(data: &[u8]) -> u64 {
     let token = text(data);
@@ -785,11 +786,11 @@ fn has_duplicates_or_too_many(v: &Json) -> bool {
     }
 }
 
-/// `core::json::parse` on any text: never panics; accepts exactly what serde_json accepts,
+/// `util::json::parse` on any text: never panics; accepts exactly what serde_json accepts,
 /// except what it refuses on purpose (nesting deeper than 64, duplicate member names, more
 /// than 512 members), with the same values (numbers compared by exact value); a value written
 /// back and parsed again is the same value, and the text with its numbers quoted
-/// (`core::json::quote_numbers`) reads as the value with string numbers;
+/// (`util::json::quote_numbers`) reads as the value with string numbers;
 /// an error's offset is within the text.
 pub fn json(data: &[u8]) -> u64 {
     let t = text(data);
@@ -862,7 +863,7 @@ pub fn decode_retry_after_input(data: &[u8]) -> (u64, String) {
     (DEFAULT_NOW, s.into_owned())
 }
 
-/// `core::oauth::parse_retry_after` and `parse_http_date_ms` on any value and clock: never
+/// `util::http_date::parse_retry_after` and `parse_http_date_ms` on any value and clock: never
 /// panic; delta-seconds give exactly `min(seconds × 1000, 1 hour)`; an HTTP-date gives exactly
 /// what an independent reader of RFC 9110's three date forms gives (`parse_http_date_ms`
 /// included), as a delay from now clamped at 0 and capped at an hour; anything else is `None`.
@@ -980,7 +981,7 @@ fn url_fixed_text() -> &'static str {
     })
 }
 
-/// `core::url::parse_url`, `check_endpoint_url` and `core::path::resolve_api_url` on any base
+/// `util::url::parse_url`, `check_endpoint_url` and `providers::qbank::path::resolve_api_url` on any base
 /// and path: never panic; a parsed URL is lower-cased where it should be and its `href`
 /// parses back to itself; a configured endpoint is https (or http on loopback when allowed)
 /// without user-info or fragment; and a resolved URL parses, is on the base's origin, has no
@@ -1092,7 +1093,7 @@ fn account_fixed_text() -> &'static str {
     })
 }
 
-/// `core::path::check_account_id`, `account_path_segment` and `balance_url` on any id: never
+/// `providers::qbank::path::check_account_id`, `account_path_segment` and `balance_url` on any id: never
 /// panic; an accepted id is at most 128 bytes without whitespace or control characters, and
 /// becomes exactly one path segment of unreserved characters and `%XX` that decodes back to
 /// the id, is not a dot segment, and lands right under `/v1/balances/`; a refusal is an
@@ -1100,7 +1101,7 @@ fn account_fixed_text() -> &'static str {
 /// preview).
 pub fn account_id(data: &[u8]) -> u64 {
     let id = text(data);
-    let encoded = encode_path_segment(&id);
+    let encoded = percent_encode(&id);
     assert_eq!(percent_decode(&encoded).as_deref(), Some(id.as_bytes()));
     match check_account_id(&id) {
         Ok(()) => {
@@ -1154,14 +1155,14 @@ pub fn decode_status_body(data: &[u8]) -> (u16, String) {
     (200, s.into_owned())
 }
 
-/// `core::qpay`'s readers of QPay Credentials API answers (`parse_body`, `whoami_from_json`,
+/// `providers::qpay`'s readers of QPay Credentials API answers (`parse_body`, `whoami_from_json`,
 /// `created_from_json`, `roles_from_json`, `error_detail`, `api_error`) and its JSON writers
 /// (`create_client_body`, `update_roles_body`) fed with the answer's strings: never panic; an
 /// accepted body is an object or array; fields come back exactly as sent; a created client's
-/// `Debug` never depends on its secret; every body written parses back (with `core::json`) to
+/// `Debug` never depends on its secret; every body written parses back (with `util::json`) to
 /// exactly the strings put in.
 pub fn qpay_answer(data: &[u8]) -> u64 {
-    use qbank_connect::core::qpay::{
+    use qbank_connect::providers::qpay::{
         api_error, create_client_body, created_from_json, error_detail, parse_body,
         roles_from_json, update_roles_body, whoami_from_json,
     };
@@ -1192,7 +1193,7 @@ pub fn qpay_answer(data: &[u8]) -> u64 {
     }
     if let Ok(c) = created_from_json(&parsed) {
         assert!(!c.client_secret.expose().is_empty());
-        let other = qbank_connect::core::qpay::CreatedClient {
+        let other = qbank_connect::providers::qpay::CreatedClient {
             client_secret: Secret::new("x"),
             ..c.clone()
         };
@@ -1300,14 +1301,14 @@ pub fn secret_forms(s: &str) -> Vec<String> {
     ]
 }
 
-/// `core::redact::scrub` with `secret_variants(id, secret)` and further secrets, on any text:
+/// `util::redact::scrub` with `secret_variants(id, secret)` and further secrets, on any text:
 /// never panics; no secret of 4 or more characters survives in any form `scrub` promises (as
 /// is, form- or percent-encoded with either case of hex, JSON-escaped, and for the client
 /// secret the Basic credential in both encodings) — checked between the `[redacted]` marks, so
 /// a secret that only appears by joining a mark to its neighbours is not counted; and text
 /// holding none of them comes back unchanged.
 pub fn scrub(data: &[u8]) -> u64 {
-    use qbank_connect::core::redact::{scrub, secret_variants, MIN_SECRET_CHARS, REDACTED};
+    use qbank_connect::util::redact::{scrub, secret_variants, MIN_SECRET_CHARS, REDACTED};
     let (lines, body) = decode_scrub_input(data);
     let id = lines.first().cloned().unwrap_or_default();
     let secret = lines.get(1).cloned().unwrap_or_default();

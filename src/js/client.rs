@@ -6,14 +6,15 @@
 use crate::prelude::*;
 use alloc::rc::Rc;
 
-use crate::core::balances::{balance_read, balance_url, bearer_get, BalanceRead};
-use crate::core::json;
-use crate::core::oauth::parse_retry_after;
-use crate::core::path::resolve_api_url;
-use crate::core::redact::scrub;
-use crate::core::url::{check_endpoint_url, ParsedUrl};
-use crate::core::www_auth::bearer_error;
-use crate::core::{push_u64, Error, ErrorCode, HttpResponse};
+use crate::oauth::{Error, ErrorCode};
+use crate::providers::qbank::balances::{balance_read, balance_url, bearer_get, BalanceRead};
+use crate::providers::qbank::path::resolve_api_url;
+use crate::util::http_date::parse_retry_after;
+use crate::util::json;
+use crate::util::redact::scrub;
+use crate::util::url::{check_endpoint_url, ParsedUrl};
+use crate::util::www_auth::bearer_error;
+use crate::util::{push_u64, HttpResponse};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -341,7 +342,7 @@ impl QBankClient {
         check().map_err(|e| to_js(&e))
     }
 
-    /// Internal, for the fast path: reads a 2xx balance answer's body (`core::balances::
+    /// Internal, for the fast path: reads a 2xx balance answer's body (`providers::qbank::balances::
     /// balance_read`): a number, the plan by which the package's JavaScript builds the result
     /// from `JSON.parse(body)` (no text crosses back), or the result as JSON text (to which it
     /// adds `raw` as `JSON.parse(body)` when the text has none).

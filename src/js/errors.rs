@@ -1,6 +1,6 @@
 //! Core errors to `QBankError` objects.
 
-use crate::core::Error;
+use crate::oauth::Error;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsValue;
 

@@ -1,8 +1,9 @@
 //! Sending a core [`HttpRequest`] with `fetch` and turning the answer into a core
 //! [`HttpResponse`], or a transport failure into a core [`Error`].
 
-use crate::core::{concat, push_u64, Error, ErrorCode, HttpRequest, HttpResponse};
+use crate::oauth::{Error, ErrorCode};
 use crate::prelude::*;
+use crate::util::{concat, push_u64, HttpRequest, HttpResponse};
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;

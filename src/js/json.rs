@@ -1,6 +1,6 @@
 //! Core JSON values to JavaScript values.
 
-use crate::core::json::Json;
+use crate::util::json::Json;
 use js_sys::{Array, Object};
 use wasm_bindgen::JsValue;
 

@@ -1,8 +1,9 @@
 //! Reading a JavaScript options object: known names only, each of the right type.
 
-use crate::core::config::check_option_names;
-use crate::core::{concat, Error};
+use crate::oauth::config::check_option_names;
+use crate::oauth::Error;
 use crate::prelude::*;
+use crate::util::concat;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -4,13 +4,14 @@
 //! text that echoes it is scrubbed. The user token (5 minutes) is kept only by the
 //! `QPayCredentials` object; when it expires, calls fail with `unauthorized` before sending.
 
-use crate::core::json::Json;
-use crate::core::oauth::{build_token_request, parse_token_response, Grant, TokenRequest};
-use crate::core::qpay::{self, CONSOLE_CLIENT_ID, DEFAULT_REALM, SANDBOX_BASE_URL};
-use crate::core::redact::{scrub, secret_variants};
-use crate::core::url::ParsedUrl;
-use crate::core::{concat, AuthMethod, Error, ErrorCode, HttpRequest, Millis, Secret};
+use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
+use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
 use crate::prelude::*;
+use crate::providers::qpay::{self, CONSOLE_CLIENT_ID, DEFAULT_REALM, SANDBOX_BASE_URL};
+use crate::util::json::Json;
+use crate::util::redact::{scrub, secret_variants};
+use crate::util::url::ParsedUrl;
+use crate::util::{concat, HttpRequest, Millis};
 use alloc::rc::Rc;
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;

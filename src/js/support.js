@@ -189,7 +189,7 @@ const URLS = Symbol("qbank-connect.urls");
 /** How many account URLs a client remembers (a service asks for a handful of accounts). */
 const MAX_URLS = 64;
 
-// core::balances::PLAN_*: which top-level members of the body the result's fields are.
+// providers::qbank::balances::PLAN_*: which top-level members of the body the result's fields are.
 const PLAN_AVAILABLE_CAMEL = 2;
 const PLAN_LEDGER_CAMEL = 4;
 const PLAN_CURRENCY = 8;
@@ -197,7 +197,7 @@ const PLAN_AS_OF_SHIFT = 4;
 const AS_OF_NAMES = [undefined, "as_of", "asOf", "balance_date"];
 
 /**
- * getBalance's result from what the core read in a 2xx body (`core::balances::balance_read`):
+ * getBalance's result from what the core read in a 2xx body (`providers::qbank::balances::balance_read`):
  * a plan (a number), built here from `JSON.parse(body)`, or the result's exact JSON text, to
  * which `raw` is added as `JSON.parse(body)` when the core left it out (a body without numbers).
  * Both getBalance paths end here: the fast path and the wasm's own.
@@ -251,7 +251,7 @@ export function balancePath(cls) {
     if (token === undefined || (signal && signal.aborted)) return this.__balanceAfter(accountId, options);
     const url = typeof accountId === "string" && plainBalanceOptions(options) ? this.__urlOf(accountId) : this.__balanceUrl(accountId, options);
     const [fetchImpl, timeoutMs, maxBytes] = this[TRANSPORT] || (this[TRANSPORT] = this.__transport());
-    // The request core::balances::bearer_get describes.
+    // The request providers::qbank::balances::bearer_get describes.
     const headers = { authorization: "Bearer " + token.accessToken, accept: "application/json" };
     const answer = await send(fetchImpl, "GET", url, headers, undefined, timeoutMs, maxBytes, signal, false);
     if (answer.ok && answer.status >= 200 && answer.status < 300) {

@@ -30,7 +30,7 @@ extern "C" {
     #[wasm_bindgen(js_name = clearSlot)]
     pub fn clear_slot(slot: &JsValue);
 
-    /// getBalance's result from what `core::balances::balance_read` read: a plan (a number) or
+    /// getBalance's result from what `providers::qbank::balances::balance_read` read: a plan (a number) or
     /// the result's JSON text.
     #[wasm_bindgen(js_name = balanceResult)]
     pub fn balance_result(read: &JsValue, account_id: &str, body: &str) -> JsValue;

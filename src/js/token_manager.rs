@@ -10,16 +10,17 @@ use crate::prelude::*;
 use alloc::rc::{Rc, Weak};
 use core::cell::{Cell, RefCell};
 
-use crate::core::cache::{CacheState, CachedToken, FlightId, Poll, TokenCache};
-use crate::core::config::{
+use crate::oauth::cache::{CacheState, CachedToken, FlightId, Poll, TokenCache};
+use crate::oauth::config::{
     check_client_id, check_client_secret, check_extra_params, check_seconds, parse_scope_list,
     parse_scope_string,
 };
-use crate::core::oauth::{build_token_request, parse_token_response, Grant, TokenRequest};
-use crate::core::policy::RefreshPolicy;
-use crate::core::redact::{scrub, secret_variants};
-use crate::core::url::check_endpoint_url;
-use crate::core::{concat, AuthMethod, Error, ErrorCode, Millis, Secret};
+use crate::oauth::policy::RefreshPolicy;
+use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
+use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
+use crate::util::redact::{scrub, secret_variants};
+use crate::util::url::check_endpoint_url;
+use crate::util::{concat, Millis};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};

@@ -6,9 +6,9 @@
 // The package reads time only through Date.now(), so the cases move a fake Date.now and move the
 // sandbox's clock the other way (the server keeps real time). Managers here use a node:http fetch
 // (no undici, whose timers also read Date.now) and autoRefresh: false, so every token request is a
-// caller's poll and the counts are exact. The rules asserted are those of src/core/cache.rs
+// caller's poll and the counts are exact. The rules asserted are those of src/oauth/cache.rs
 // ("Clock jumps", "Static stability", "invalid_client is never retried in the background") and
-// src/core/policy.rs (refresh_at, wait_at, decorrelated backoff within [base, min(cap, 3·previous)]).
+// src/oauth/policy.rs (refresh_at, wait_at, decorrelated backoff within [base, min(cap, 3·previous)]).
 //
 // Figures: target/reliability/fault-matrix/matrix.time.json.
 import { describe, before } from "node:test";

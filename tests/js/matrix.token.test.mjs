@@ -3,7 +3,7 @@
 // the sandbox saw (no automatic retry), what the manager's status and events say, that nothing
 // leaked, and that the next call recovers (or, where the core's rules say so, fails fast without a
 // request until the backoff time, then recovers). Success rows assert the token, its expiresAt
-// (the lifetime rules of src/core/oauth.rs parse_token_response and policy.rs expires_at) and
+// (the lifetime rules of src/oauth/token.rs parse_token_response and policy.rs expires_at) and
 // whether it was cached.
 //
 // Already covered elsewhere and not repeated here: a plain 500 with recovery and the token_type

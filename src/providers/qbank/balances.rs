@@ -4,11 +4,12 @@
 //! float. The provider docs name the fields `available_balance` and `ledger_balance`; camelCase
 //! names and `{ "amount": …, "currency": … }` objects are accepted too.
 
-use crate::core::json::{self, Json};
-use crate::core::path::{account_path_segment, resolve_api_url};
-use crate::core::url::ParsedUrl;
-use crate::core::{concat, Error, ErrorCode, HttpRequest};
+use crate::oauth::{Error, ErrorCode};
 use crate::prelude::*;
+use crate::providers::qbank::path::{account_path_segment, resolve_api_url};
+use crate::util::json::{self, Json};
+use crate::util::url::ParsedUrl;
+use crate::util::{concat, HttpRequest};
 use alloc::borrow::Cow;
 
 /// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
@@ -604,7 +605,7 @@ mod tests {
 
     #[test]
     fn balance_request_is_a_bearer_get_of_one_encoded_segment() {
-        let base = crate::core::url::parse_url("https://api.qbankconnect.com/").unwrap();
+        let base = crate::util::url::parse_url("https://api.qbankconnect.com/").unwrap();
         let req = bearer_get(&balance_url(&base, ID).unwrap(), "tok");
         assert_eq!(req.method, "GET");
         assert_eq!(
@@ -627,7 +628,7 @@ mod tests {
 
     #[test]
     fn account_ids_that_could_change_the_path_are_refused() {
-        let base = crate::core::url::parse_url("https://x").unwrap();
+        let base = crate::util::url::parse_url("https://x").unwrap();
         let long = "a".repeat(129);
         for bad in [
             "",

@@ -50,7 +50,7 @@ pub struct BearerError {
 /// one holding a control character, drops that param.
 ///
 /// ```
-/// use qbank_connect::core::www_auth::parse_www_authenticate;
+/// use qbank_connect::util::www_auth::parse_www_authenticate;
 /// let c = parse_www_authenticate(r#"Basic realm="x", Bearer error="invalid_token""#);
 /// assert_eq!(c.len(), 2);
 /// assert_eq!(c[1].param("error"), Some("invalid_token"));
@@ -93,7 +93,7 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
 /// compared case-insensitively; the first one wins).
 ///
 /// ```
-/// use qbank_connect::core::www_auth::bearer_error;
+/// use qbank_connect::util::www_auth::bearer_error;
 /// let e = bearer_error(r#"Bearer realm="qbank", error="insufficient_scope", scope="balances.read""#).unwrap();
 /// assert_eq!(e.error.as_deref(), Some("insufficient_scope"));
 /// assert_eq!(e.scope, Some(vec!["balances.read".to_string()]));

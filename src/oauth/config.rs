@@ -3,8 +3,10 @@
 //!
 //! [`ErrorCode::Config`]: super::ErrorCode::Config
 
-use super::{concat, push_u64, Error};
+use super::Error;
 use crate::prelude::*;
+use crate::util::text::{push_preview, suggest};
+use crate::util::{concat, push_u64};
 
 /// The longest duration option accepted, in seconds: one year.
 pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
@@ -214,7 +216,7 @@ pub fn check_seconds(name: &str, value: f64, allow_zero: bool) -> Result<u64, Er
 /// names of four letters or fewer.
 ///
 /// ```
-/// use qbank_connect::core::config::check_option_names;
+/// use qbank_connect::oauth::config::check_option_names;
 /// let e = check_option_names(&["clientSecert"], &["clientId", "clientSecret"]).unwrap_err();
 /// assert!(e.message.contains("did you mean `clientSecret`?"));
 /// ```
@@ -252,76 +254,10 @@ pub fn check_option_names(given: &[&str], known: &[&str]) -> Result<(), Error> {
     Err(Error::config(msg))
 }
 
-/// Appends at most `max_chars` characters of `s`, with control characters shown as `?` and
-/// `...` if it was cut, so a message can name a value without carrying all of it.
-pub(crate) fn push_preview(out: &mut String, s: &str, max_chars: usize) {
-    for (n, c) in s.chars().enumerate() {
-        if n == max_chars {
-            out.push_str("...");
-            return;
-        }
-        out.push(if c.is_control() { '?' } else { c });
-    }
-}
-
-/// The closest known name to `name`, if close enough to be a typo.
-fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    const MAX_LEN: usize = 64;
-    let norm = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .map(|c| c.to_ascii_lowercase())
-            .take(MAX_LEN + 1)
-            .collect()
-    };
-    let a = norm(name);
-    if a.is_empty() || a.len() > MAX_LEN {
-        return None;
-    }
-    let mut best: Option<(usize, &str)> = None;
-    for k in known {
-        let b = norm(k);
-        let limit = if a.len().min(b.len()) <= 4 { 1 } else { 2 };
-        if b.len() > MAX_LEN || a.len().abs_diff(b.len()) > limit {
-            continue;
-        }
-        let d = edit_distance(&a, &b);
-        let better = match best {
-            Some((bd, _)) => d < bd,
-            None => true,
-        };
-        if d <= limit && better {
-            best = Some((d, k));
-        }
-    }
-    best.map(|(_, k)| k)
-}
-
-/// Optimal-string-alignment distance (Levenshtein plus swaps of neighbours).
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur: Vec<usize> = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(before[j - 2] + 1);
-            }
-            cur[j] = d;
-        }
-        core::mem::swap(&mut before, &mut prev);
-        core::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::core::ErrorCode;
+    use crate::oauth::ErrorCode;
 
     fn msg<T: core::fmt::Debug>(r: Result<T, Error>) -> String {
         let e = r.unwrap_err();
@@ -521,20 +457,6 @@ mod tests {
         assert!(m.contains(" and 2 more"), "{m}");
         assert!(m.len() < 400, "{}", m.len());
         assert!(m.contains("yyy..."));
-    }
-
-    #[test]
-    fn edit_distance_counts_swaps_as_one() {
-        let d = |a: &str, b: &str| {
-            edit_distance(
-                &a.chars().collect::<Vec<_>>(),
-                &b.chars().collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(d("secert", "secret"), 1);
-        assert_eq!(d("", "abc"), 3);
-        assert_eq!(d("kitten", "sitting"), 3);
-        assert_eq!(d("same", "same"), 0);
     }
 }
 

@@ -6,6 +6,7 @@
 //! server is scrubbed of known secrets by the edge before it is surfaced.
 
 use crate::prelude::*;
+use crate::util::Invalid;
 use alloc::boxed::Box;
 use core::fmt;
 
@@ -190,6 +191,17 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
+/// A refusal from the domain-free layer that reaches the OAuth layer unhandled is a
+/// configuration error: what `util` checks on this path are configured values (the token URL,
+/// the API base URL). The message is kept word for word.
+impl From<Invalid> for Error {
+    fn from(why: Invalid) -> Self {
+        Error::config(why.message)
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -211,6 +223,30 @@ mod tests {
             ErrorCode::TokenEndpointError
         );
         assert_eq!(ErrorCode::from_oauth("slow_down"), ErrorCode::RateLimited);
+    }
+
+    #[test]
+    fn url_refusals_are_config_errors_word_for_word() {
+        use crate::util::url::{check_endpoint_url, parse_url};
+        let refusals = [
+            parse_url("").unwrap_err(),
+            parse_url("https://h/a b").unwrap_err(),
+            parse_url("https://[::1/").unwrap_err(),
+            check_endpoint_url("tokenUrl", "http://auth.example/token", true, false).unwrap_err(),
+            check_endpoint_url("tokenUrl", "https://h/token\n", false, false).unwrap_err(),
+            check_endpoint_url("apiBaseUrl", "https://u:pw@h/", false, true).unwrap_err(),
+        ];
+        for why in refusals {
+            let message = why.message.clone().into_owned();
+            let e = Error::from(why);
+            assert_eq!(e.code, ErrorCode::Config);
+            assert_eq!(e.message, message);
+            assert!(!e.may_have_reached_server);
+        }
+        assert_eq!(
+            Error::from(parse_url("").unwrap_err()).message,
+            "invalid URL: it is empty"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! decided here, before anything is sent:
 //!
 //! - [`check_account_id`] refuses an id that could change the path it is placed in (`/`, `?`,
-//!   `#`, `%`, `..`, whitespace, invisible characters, …), and [`encode_path_segment`]
+//!   `#`, `%`, `..`, whitespace, invisible characters, …), and [`percent_encode`]
 //!   percent-encodes what is left, so [`account_path_segment`] is always exactly one segment.
 //! - [`resolve_api_url`] turns what the caller passed to `fetch` into an absolute URL. A path
 //!   is placed under the configured API base URL, **keeping the base path as a prefix**: with
@@ -18,9 +18,11 @@
 //! Error messages never repeat a path or URL (it may carry a key in its query), and name at
 //! most the first few plain characters of an account id.
 
-use super::url::{check_raw_chars, origin, parse, split_path_query_fragment, ParsedUrl};
-use super::{concat, find_bytes, push_u64, sub, Error, ErrorCode};
+use crate::oauth::{Error, ErrorCode};
 use crate::prelude::*;
+use crate::util::encode::percent_encode;
+use crate::util::url::{check_raw_chars, origin, parse, split_path_query_fragment, ParsedUrl};
+use crate::util::{concat, find_bytes, push_u64, sub, Invalid};
 
 /// Longest account id accepted by [`check_account_id`], in bytes of UTF-8.
 pub const MAX_ACCOUNT_ID_BYTES: usize = 128;
@@ -41,13 +43,13 @@ const ACCOUNT_ID_RULE: &str = "; an account id is 1 to 128 bytes of printable ch
 /// Unicode white space); an invisible formatting character (zero-width characters,
 /// bidirectional overrides and isolates, the byte-order mark), which would make the id look
 /// like another; and `.`, or anything containing `..`. Everything else printable is allowed,
-/// non-ASCII included: [`encode_path_segment`] encodes it.
+/// non-ASCII included: [`percent_encode`] encodes it.
 ///
 /// The message says what is wrong and what is allowed, and names at most the first 8 letters,
 /// digits, `-` or `_` of the id, never the rest.
 ///
 /// ```
-/// use qbank_connect::core::path::check_account_id;
+/// use qbank_connect::providers::qbank::path::check_account_id;
 /// assert!(check_account_id("a1b2c3d4-e5f6-7890-1234-567890abcde").is_ok());
 /// let e = check_account_id("a1b2c3d4/../../admin").unwrap_err();
 /// assert_eq!(e.code.as_str(), "invalid_argument");
@@ -140,48 +142,21 @@ fn account_id_error(id: &str, why: &str) -> Error {
     Error::new(ErrorCode::InvalidArgument, msg)
 }
 
-/// Percent-encodes `s` for use as one path segment: every byte of its UTF-8 form outside RFC
-/// 3986 `unreserved` (`A-Z a-z 0-9 - . _ ~`) becomes `%XX` with upper-case hex digits.
-///
-/// The result never contains `/`, `?`, `#` or a bare `%`, and different inputs always give
-/// different results. It does not make `""`, `.` or `..` safe (they stay an empty or dot
-/// segment, and `%2E` is a dot to URL parsers too): check the value first, as
-/// [`account_path_segment`] does.
-///
-/// ```
-/// use qbank_connect::core::path::encode_path_segment;
-/// assert_eq!(encode_path_segment("a b/c%d~é"), "a%20b%2Fc%25d~%C3%A9");
-/// ```
-pub fn encode_path_segment(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
-}
-
-/// [`check_account_id`], then [`encode_path_segment`]: the account id as exactly one path
+/// [`check_account_id`], then [`percent_encode`]: the account id as exactly one path
 /// segment, ready to put between two `/`.
 ///
 /// ```
-/// use qbank_connect::core::path::account_path_segment;
+/// use qbank_connect::providers::qbank::path::account_path_segment;
 /// assert_eq!(account_path_segment("ACC:42@branch").unwrap(), "ACC%3A42%40branch");
 /// assert!(account_path_segment("..").is_err());
 /// ```
 pub fn account_path_segment(id: &str) -> Result<String, Error> {
     check_account_id(id)?;
-    Ok(encode_path_segment(id))
+    Ok(percent_encode(id))
 }
 
 /// The absolute URL that an authorized `fetch(path_or_url)` requests, given the configured API
-/// base URL (as returned by [`check_endpoint_url`](super::url::check_endpoint_url)).
+/// base URL (as returned by [`check_endpoint_url`](crate::util::url::check_endpoint_url)).
 ///
 /// - **A path** (`/v1/x`, or `v1/x`, or `?page=2`) is placed under the base, whose path stays
 ///   as a prefix: the base path without its trailing `/`s, then `/`, then the path without
@@ -201,15 +176,15 @@ pub fn account_path_segment(id: &str) -> Result<String, Error> {
 /// repeating the input: an empty input; a URL on another origin (the Bearer token is only sent
 /// to the configured API origin); a scheme-relative `//host/…`; user-info (`user:pw@`);
 /// whitespace, control characters, backslashes and non-ASCII characters (percent-encode them,
-/// see [`encode_path_segment`]); `.` and `..` segments in any spelling (`%2e%2E`), which
+/// see [`percent_encode`]); `.` and `..` segments in any spelling (`%2e%2E`), which
 /// `fetch` would resolve (possibly above the base path) after this check; a `#fragment`,
 /// which is never sent; bad percent-escapes and characters that must be encoded. A base with
 /// user-info, a query or a fragment is an [`ErrorCode::Config`] error: a query on the base
 /// could not be combined with the request's own.
 ///
 /// ```
-/// use qbank_connect::core::path::resolve_api_url;
-/// use qbank_connect::core::url::check_endpoint_url;
+/// use qbank_connect::providers::qbank::path::resolve_api_url;
+/// use qbank_connect::util::url::check_endpoint_url;
 /// let base = check_endpoint_url("apiBaseUrl", "https://api.example.com/qbank/", false, false).unwrap();
 /// assert_eq!(resolve_api_url(&base, "/v1/accounts?page=2").unwrap(), "https://api.example.com/qbank/v1/accounts?page=2");
 /// assert_eq!(resolve_api_url(&base, "HTTPS://API.example.com:443/qbank/v1/x").unwrap(), "https://api.example.com/qbank/v1/x");
@@ -232,7 +207,10 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
         return refuse("the API path is empty; pass a path such as /v1/accounts");
     }
     if let Err(why) = check_raw_chars(path_or_url) {
-        return refuse(&concat(&["the API path or URL is not usable: ", why]));
+        return refuse(&concat(&[
+            "the API path or URL is not usable: ",
+            &why.message,
+        ]));
     }
     if path_or_url.starts_with("//") {
         return refuse(
@@ -241,7 +219,7 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
         );
     }
     if has_scheme(path_or_url) {
-        return resolve_absolute(base, path_or_url).or_else(|why| refuse(&why));
+        return resolve_absolute(base, path_or_url).or_else(|why| refuse(&why.message));
     }
     // A path with or without its leading `/`, or just `?query`: always one `/` after the base.
     let relative = if path_or_url.starts_with('/') {
@@ -251,7 +229,7 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
     };
     let (path, query, fragment) = match relative {
         Ok(parts) => parts,
-        Err(why) => return refuse(&concat(&["the API path is not usable: ", why])),
+        Err(why) => return refuse(&concat(&["the API path is not usable: ", &why.message])),
     };
     if fragment.is_some() {
         return refuse(
@@ -270,31 +248,31 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
 }
 
 /// Checks a full URL given to `fetch` against the base; the error is the whole message.
-fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, String> {
+fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, Invalid> {
     let url = parse(s).map_err(|why| {
-        concat(&[
+        Invalid::owned(concat(&[
             "the API URL is not usable: ",
-            why,
+            &why.message,
             " (for a path on the API, start it with /)",
-        ])
+        ]))
     })?;
     if url.has_userinfo {
-        return Err(String::from(
+        return Err(Invalid::new(
             "the API URL contains user-info (name:password@ before the host); remove it, the \
              request is authorized with the Bearer token",
         ));
     }
     let allowed = origin(base);
     if origin(&url) != allowed {
-        return Err(concat(&[
+        return Err(Invalid::owned(concat(&[
             "the API URL is not on the configured API origin ",
             &allowed,
             "; the Bearer token is only sent to the configured API origin (apiBaseUrl), so pass \
              a path such as /v1/accounts or a URL on that origin",
-        ]));
+        ])));
     }
     if url.fragment.is_some() {
-        return Err(String::from(
+        return Err(Invalid::new(
             "the API URL has a #fragment, which is never sent to a server; remove it",
         ));
     }
@@ -311,7 +289,7 @@ fn has_scheme(s: &str) -> bool {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::core::url::{check_endpoint_url, parse_url};
+    use crate::util::url::{check_endpoint_url, parse_url};
 
     const UUID: &str = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 
@@ -458,32 +436,6 @@ mod tests {
         let msg = refused_id("/etc/passwd");
         assert!(msg.starts_with("the account id contains '/'"), "{msg}");
         assert!(!msg.contains("etc"), "{msg}");
-    }
-
-    #[test]
-    fn encoding_keeps_unreserved_and_encodes_everything_else_in_upper_case() {
-        assert_eq!(
-            encode_path_segment("AZaz09-._~"),
-            "AZaz09-._~",
-            "unreserved characters pass"
-        );
-        assert_eq!(encode_path_segment(""), "");
-        assert_eq!(encode_path_segment("/"), "%2F");
-        assert_eq!(encode_path_segment("%2F"), "%252F");
-        assert_eq!(encode_path_segment("a b+c"), "a%20b%2Bc");
-        assert_eq!(encode_path_segment("?#[]@:"), "%3F%23%5B%5D%40%3A");
-        assert_eq!(
-            encode_path_segment("!$&'()*,;="),
-            "%21%24%26%27%28%29%2A%2C%3B%3D"
-        );
-        assert_eq!(
-            encode_path_segment("\\\"<>^`{|}"),
-            "%5C%22%3C%3E%5E%60%7B%7C%7D"
-        );
-        assert_eq!(encode_path_segment("\u{0}\u{1f}\u{7f}"), "%00%1F%7F");
-        assert_eq!(encode_path_segment("\u{e9}"), "%C3%A9");
-        assert_eq!(encode_path_segment("\u{20ac}"), "%E2%82%AC");
-        assert_eq!(encode_path_segment("\u{1f600}"), "%F0%9F%98%80");
     }
 
     #[test]
@@ -835,10 +787,10 @@ mod tests {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod props {
     use super::*;
-    use crate::core::url::{check_endpoint_url, parse_url};
+    use crate::util::url::{check_endpoint_url, parse_url};
     use proptest::prelude::*;
 
-    /// The inverse of [`encode_path_segment`], for the tests only.
+    /// The inverse of [`percent_encode`], for the tests only.
     fn decode(s: &str) -> Option<String> {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
@@ -885,7 +837,7 @@ mod props {
         #[test]
         fn an_accepted_account_id_is_exactly_one_segment(id in "\\PC{0,40}|[ -~]{0,40}|.{0,20}") {
             if check_account_id(&id).is_ok() {
-                let seg = encode_path_segment(&id);
+                let seg = percent_encode(&id);
                 prop_assert!(!seg.is_empty());
                 prop_assert!(!seg.contains('/'));
                 prop_assert!(!seg.contains('?') && !seg.contains('#') && !seg.contains('\\'));
@@ -928,14 +880,14 @@ mod props {
 
         #[test]
         fn encoding_is_reversible_so_injective(s in "\\PC{0,30}|.{0,30}") {
-            let e = encode_path_segment(&s);
+            let e = percent_encode(&s);
             prop_assert!(is_encoded_form(&e));
             prop_assert_eq!(decode(&e), Some(s));
         }
 
         #[test]
         fn different_strings_encode_differently(a in ".{0,12}", b in ".{0,12}") {
-            prop_assert_eq!(a == b, encode_path_segment(&a) == encode_path_segment(&b));
+            prop_assert_eq!(a == b, percent_encode(&a) == percent_encode(&b));
         }
 
         #[test]

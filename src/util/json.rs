@@ -18,11 +18,6 @@ pub const MAX_DEPTH: usize = 64;
 /// at most 130,000 short comparisons per object.
 pub const MAX_MEMBERS: usize = 512;
 
-/// The largest `expires_in` we believe: ten years, in seconds. Anything above is treated as
-/// invalid (as if absent), because no token server means it and trusting it would cache a token
-/// effectively forever.
-pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 60 * 60;
-
 /// A parsed JSON value, borrowing from the text it was parsed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Json<'a> {
@@ -132,7 +127,7 @@ impl JsonError {
     pub fn describe(&self) -> String {
         let mut s = String::from(self.what);
         s.push_str(" at byte ");
-        crate::core::push_u64(&mut s, self.offset as u64);
+        super::push_u64(&mut s, self.offset as u64);
         s
     }
 }
@@ -662,23 +657,6 @@ pub fn seconds_text_to_ms(text: &str) -> Option<u64> {
     trunc_scaled_u64(text, 3)
 }
 
-/// Reads an OAuth `expires_in` value: a JSON number, or a string holding a JSON number (some
-/// servers quote it). Returns whole seconds, fractions truncated toward zero.
-///
-/// Returns `None`, meaning "the server gave no usable lifetime, fall back to the JWT `exp` or
-/// the configured default", for anything a careful client should not trust: a missing or
-/// non-numeric value, text that is not exactly a JSON number (`" 3600"`, `"NaN"`, `"0x10"`),
-/// a negative value (`-0` included), or more than [`MAX_EXPIRES_IN_SECS`].
-/// `0` (and `0.5`) give `Some(0)`: the server says the token has no usable lifetime, so it must
-/// not be cached for later calls.
-pub fn expires_in_secs(value: &Json) -> Option<u64> {
-    let text = match value {
-        Json::Number(t) | Json::String(t) => t,
-        _ => return None,
-    };
-    number_trunc_u64(text).filter(|&s| s <= MAX_EXPIRES_IN_SECS)
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -915,38 +893,6 @@ mod tests {
         );
         assert_eq!(seconds_text_to_ms("1.7e9"), Some(1_700_000_000_000));
         assert_eq!(seconds_text_to_ms("1e17"), None);
-    }
-
-    #[test]
-    fn expires_in_accepts_numbers_and_numeric_strings() {
-        assert_eq!(expires_in_secs(&n("3600")), Some(3600));
-        assert_eq!(expires_in_secs(&s("3600")), Some(3600));
-        assert_eq!(expires_in_secs(&n("3600.9")), Some(3600));
-        assert_eq!(expires_in_secs(&n("1e3")), Some(1000));
-        assert_eq!(expires_in_secs(&n("0")), Some(0));
-        assert_eq!(expires_in_secs(&n("0.5")), Some(0));
-        assert_eq!(expires_in_secs(&n("315360000")), Some(MAX_EXPIRES_IN_SECS));
-    }
-
-    #[test]
-    fn expires_in_rejects_untrustworthy_values() {
-        for v in [
-            n("-1"),
-            n("-0"),
-            n("315360001"),
-            n("1e400"),
-            s("NaN"),
-            s("Infinity"),
-            s("abc"),
-            s(" 3600"),
-            s(""),
-            s("0x10"),
-            Json::Null,
-            Json::Bool(true),
-            Json::Array(vec![n("1")]),
-        ] {
-            assert_eq!(expires_in_secs(&v), None, "{v:?}");
-        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! problem body. Before such text reaches a caller or a log, every known secret is replaced by
 //! `[redacted]` in each form it could have been echoed in.
 
-use crate::core::oauth::{base64_encode, form_urlencode, percent_encode};
-use crate::core::{concat, sub, tail};
+use super::encode::{base64_encode, form_urlencode, percent_encode};
+use super::{concat, sub, tail};
 use crate::prelude::*;
 
 /// What a secret is replaced with.
@@ -139,7 +139,7 @@ fn lower_hex(encoded: &str) -> String {
 /// The secret as it appears inside a JSON string (minimal escaping, as most serializers do).
 fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    crate::core::json::push_escaped(&mut out, s);
+    crate::util::json::push_escaped(&mut out, s);
     out
 }
 

@@ -9,7 +9,7 @@
 //! Error messages never repeat the URL: it may carry a password (`user:pw@`) or a key in the
 //! query.
 
-use super::{concat, find_bytes, sub, tail, Error};
+use super::{concat, find_bytes, push_u64, sub, tail, Invalid};
 use crate::prelude::*;
 
 /// An absolute URL split into its parts.
@@ -52,34 +52,36 @@ impl ParsedUrl {
 
 /// Parses an absolute URL of the form `scheme://[userinfo@]host[:port][/path][?query][#fragment]`.
 ///
-/// Scheme and host are lower-cased. The errors are [`ErrorCode::Config`](super::ErrorCode)
-/// and say what is wrong without repeating the URL.
+/// Scheme and host are lower-cased. The refusals (an [`Invalid`], a `config` error once in the
+/// OAuth layer) say what is wrong without repeating the URL.
 ///
 /// ```
-/// use qbank_connect::core::url::parse_url;
+/// use qbank_connect::util::url::parse_url;
 /// let u = parse_url("HTTPS://Auth.QBankConnect.com/token").unwrap();
 /// assert_eq!((u.scheme.as_str(), u.host.as_str(), u.path.as_str()), ("https", "auth.qbankconnect.com", "/token"));
 /// ```
-pub fn parse_url(s: &str) -> Result<ParsedUrl, Error> {
-    parse(s).map_err(|why| Error::config(concat(&["invalid URL: ", why])))
+pub fn parse_url(s: &str) -> Result<ParsedUrl, Invalid> {
+    parse(s).map_err(|why| Invalid::owned(concat(&["invalid URL: ", &why.message])))
 }
 
 /// The parser itself; the error is the reason, to be prefixed by the caller.
-pub(crate) fn parse(s: &str) -> Result<ParsedUrl, &'static str> {
+pub(crate) fn parse(s: &str) -> Result<ParsedUrl, Invalid> {
     if s.is_empty() {
-        return Err("it is empty");
+        return Err(Invalid::new("it is empty"));
     }
     check_raw_chars(s)?;
-    let colon = s
-        .find(':')
-        .ok_or("it has no scheme; write it in full, like https://host/path")?;
+    let colon = s.find(':').ok_or(Invalid::new(
+        "it has no scheme; write it in full, like https://host/path",
+    ))?;
     let scheme = sub(s, 0, colon);
     if !is_scheme(scheme) {
-        return Err("it does not start with a scheme; write it in full, like https://host/path");
+        return Err(Invalid::new(
+            "it does not start with a scheme; write it in full, like https://host/path",
+        ));
     }
-    let rest = tail(s, colon + 1)
-        .strip_prefix("//")
-        .ok_or("the scheme must be followed by //, like https://host/path")?;
+    let rest = tail(s, colon + 1).strip_prefix("//").ok_or(Invalid::new(
+        "the scheme must be followed by //, like https://host/path",
+    ))?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = sub(rest, 0, authority_end);
     let (has_userinfo, host_port) = match authority.rfind('@') {
@@ -112,7 +114,7 @@ pub fn origin(url: &ParsedUrl) -> String {
     if let Some(port) = url.port {
         if Some(port) != default {
             out.push(':');
-            super::push_u64(&mut out, u64::from(port));
+            push_u64(&mut out, u64::from(port));
         }
     }
     out
@@ -146,9 +148,9 @@ pub fn check_endpoint_url(
     s: &str,
     allow_insecure_http: bool,
     allow_query: bool,
-) -> Result<ParsedUrl, Error> {
-    let fail = |why: &str| Error::config(concat(&[what, " is not a usable URL: ", why]));
-    let url = parse(s).map_err(fail)?;
+) -> Result<ParsedUrl, Invalid> {
+    let fail = |why: &str| Invalid::owned(concat(&[what, " is not a usable URL: ", why]));
+    let url = parse(s).map_err(|why| fail(&why.message))?;
     match url.scheme.as_str() {
         "https" => {}
         "http" if !is_loopback_host(&url.host) => {
@@ -188,24 +190,24 @@ pub fn check_endpoint_url(
 }
 
 /// Refuses the characters on which URL parsers disagree, or which are never valid.
-pub(crate) fn check_raw_chars(s: &str) -> Result<(), &'static str> {
+pub(crate) fn check_raw_chars(s: &str) -> Result<(), Invalid> {
     for b in s.bytes() {
         match b {
-            b' ' => return Err("it contains a space; remove it or percent-encode it as %20"),
+            b' ' => return Err(Invalid::new("it contains a space; remove it or percent-encode it as %20")),
             0..=0x1f | 0x7f => {
-                return Err(
+                return Err(Invalid::new(
                     "it contains a control character such as a line break or a tab; remove it \
-                     (a trailing newline from a file or an environment variable is the usual cause)",
-                )
+                     (a trailing newline from a file or an environment variable is the usual cause)"
+                ))
             }
             0x80..=0xff => {
-                return Err(
+                return Err(Invalid::new(
                     "it contains a non-ASCII character; percent-encode it, and write an \
-                     international host name in its xn-- form",
-                )
+                     international host name in its xn-- form"
+                ))
             }
             b'\\' => {
-                return Err("it contains a backslash, which URL parsers read differently; use /")
+                return Err(Invalid::new("it contains a backslash, which URL parsers read differently; use /"))
             }
             _ => {}
         }
@@ -232,19 +234,25 @@ fn is_scheme(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), &'static str> {
+fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), Invalid> {
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         let close = bracketed
             .find(']')
-            .ok_or("an IPv6 address is missing its closing ]")?;
+            .ok_or(Invalid::new("an IPv6 address is missing its closing ]"))?;
         if parse_ipv6(sub(bracketed, 0, close)).is_none() {
-            return Err("the IPv6 address between [ ] is not valid (zone ids are not supported)");
+            return Err(Invalid::new(
+                "the IPv6 address between [ ] is not valid (zone ids are not supported)",
+            ));
         }
         let after = tail(bracketed, close + 1);
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
             None if after.is_empty() => None,
-            None => return Err("unexpected text after ]; write [address]:port"),
+            None => {
+                return Err(Invalid::new(
+                    "unexpected text after ]; write [address]:port",
+                ))
+            }
         };
         (sub(host_port, 0, close + 2), port)
     } else {
@@ -262,47 +270,51 @@ fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), &'static st
     Ok((host.to_ascii_lowercase(), port))
 }
 
-fn parse_port(p: &str) -> Result<u16, &'static str> {
+fn parse_port(p: &str) -> Result<u16, Invalid> {
     if p.is_empty() {
-        return Err("the port after : is empty; remove the : or give a port number");
+        return Err(Invalid::new(
+            "the port after : is empty; remove the : or give a port number",
+        ));
     }
     const BAD: &str =
         "the port must be a number from 1 to 65535 (an IPv6 address goes in brackets: https://[::1]:8443/)";
     if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BAD);
+        return Err(Invalid::new(BAD));
     }
     let n = p.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
     match u16::try_from(n) {
         Ok(port) if port != 0 => Ok(port),
-        _ => Err(BAD),
+        _ => Err(Invalid::new(BAD)),
     }
 }
 
-fn check_reg_name(host: &str) -> Result<(), &'static str> {
+fn check_reg_name(host: &str) -> Result<(), Invalid> {
     if host.is_empty() {
-        return Err("the host is empty");
+        return Err(Invalid::new("the host is empty"));
     }
     if host.len() > 253 {
-        return Err("the host name is longer than 253 characters");
+        return Err(Invalid::new("the host name is longer than 253 characters"));
     }
     let mut last = "";
     for label in host.split('.') {
         if label.is_empty() {
-            return Err(
-                "the host name has an empty label (a leading or trailing dot, or two dots in a row)",
-            );
+            return Err(Invalid::new(
+                "the host name has an empty label (a leading or trailing dot, or two dots in a row)"
+            ));
         }
         if label.len() > 63 {
-            return Err("a label of the host name is longer than 63 characters");
+            return Err(Invalid::new(
+                "a label of the host name is longer than 63 characters",
+            ));
         }
         if !label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(
+            return Err(Invalid::new(
                 "the host contains a character that is not allowed (only letters, digits, -, _ \
                  and dots; an IPv6 address goes in brackets)",
-            );
+            ));
         }
         last = label;
     }
@@ -315,10 +327,10 @@ fn check_reg_name(host: &str) -> Result<(), &'static str> {
             && (last[1] | 0x20) == b'x'
             && last[2..].iter().all(u8::is_ascii_hexdigit));
     if numeric && parse_ipv4(host).is_none() {
-        return Err(
+        return Err(Invalid::new(
             "an IPv4 address must be four decimal numbers from 0 to 255 without leading zeros, \
              like 127.0.0.1",
-        );
+        ));
     }
     Ok(())
 }
@@ -418,7 +430,7 @@ fn hex_value(b: u8) -> Option<u8> {
 /// and checks each part's characters and the path's segments.
 pub(crate) fn split_path_query_fragment(
     rest: &str,
-) -> Result<(String, Option<String>, Option<String>), &'static str> {
+) -> Result<(String, Option<String>, Option<String>), Invalid> {
     let (before_fragment, fragment) = match rest.find('#') {
         Some(i) => (sub(rest, 0, i), Some(tail(rest, i + 1))),
         None => (rest, None),
@@ -432,10 +444,10 @@ pub(crate) fn split_path_query_fragment(
     };
     check_part(path, false)?;
     if path.split('/').any(is_dot_segment) {
-        return Err(
+        return Err(Invalid::new(
             "its path has a . or .. segment, which would be resolved away before sending; \
              write the path without it",
-        );
+        ));
     }
     if let Some(q) = query {
         check_part(q, true)?;
@@ -453,7 +465,7 @@ pub(crate) fn split_path_query_fragment(
 
 /// RFC 3986 characters of a path (`pchar` and `/`) or of a query or fragment (also `?`, and
 /// the `[` `]` that many APIs use in query names), with well-formed percent-escapes.
-fn check_part(part: &str, query_like: bool) -> Result<(), &'static str> {
+fn check_part(part: &str, query_like: bool) -> Result<(), Invalid> {
     let bytes = part.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -464,7 +476,9 @@ fn check_part(part: &str, query_like: bool) -> Result<(), &'static str> {
                 (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit()
             );
             if !well_formed {
-                return Err("it has a % that is not followed by two hex digits; write % as %25");
+                return Err(Invalid::new(
+                    "it has a % that is not followed by two hex digits; write % as %25",
+                ));
             }
             i += 3;
             continue;
@@ -474,10 +488,10 @@ fn check_part(part: &str, query_like: bool) -> Result<(), &'static str> {
             || matches!(b, b':' | b'@' | b'/')
             || (query_like && matches!(b, b'?' | b'[' | b']'));
         if !allowed {
-            return Err(
+            return Err(Invalid::new(
                 "it contains a character that must be percent-encoded (one of \" < > ^ ` { | } \
                  # or, in the path, [ ])",
-            );
+            ));
         }
         i += 1;
     }
@@ -494,15 +508,13 @@ fn is_dot_segment(segment: &str) -> bool {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::core::ErrorCode;
 
+    // That these refusals become `config` errors is tested where the conversion lives
+    // (`oauth::error`).
     fn reason(s: &str) -> String {
         match parse_url(s) {
             Ok(u) => panic!("{s:?} was accepted as {u:?}"),
-            Err(e) => {
-                assert_eq!(e.code, ErrorCode::Config);
-                e.message.clone()
-            }
+            Err(e) => e.message.into_owned(),
         }
     }
 
@@ -770,7 +782,6 @@ mod tests {
             "http://127.0.0.1.nip.io/token",
         ] {
             let e = check_endpoint_url("tokenUrl", s, true, false).unwrap_err();
-            assert_eq!(e.code, ErrorCode::Config);
             assert!(e.message.starts_with("tokenUrl "), "{}", e.message);
             assert!(e.message.contains("use https://"), "{}", e.message);
             assert!(

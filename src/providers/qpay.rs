@@ -4,11 +4,12 @@
 //! The document's field names are snake_case (`tenant_id`, `client_secret`); camelCase is
 //! accepted too, since nothing is lost by being lenient about the spelling of a name.
 
-use crate::core::json::{self, Json};
-use crate::core::path::encode_path_segment;
-use crate::core::url::{check_endpoint_url, ParsedUrl};
-use crate::core::{concat, Error, ErrorCode, Secret};
+use crate::oauth::{Error, ErrorCode, Secret};
 use crate::prelude::*;
+use crate::util::concat;
+use crate::util::encode::percent_encode;
+use crate::util::json::{self, Json};
+use crate::util::url::{check_endpoint_url, ParsedUrl};
 
 /// The QPay sandbox from the document.
 pub const SANDBOX_BASE_URL: &str = "https://sandbox.qpay.quecto.com.br";
@@ -19,7 +20,12 @@ pub const CONSOLE_CLIENT_ID: &str = "qpay-console";
 
 /// Checks a QPay base URL and returns it parsed (https, or loopback http when allowed).
 pub fn check_base_url(base: &str, allow_insecure_http: bool) -> Result<ParsedUrl, Error> {
-    check_endpoint_url("baseUrl", base, allow_insecure_http, false)
+    Ok(check_endpoint_url(
+        "baseUrl",
+        base,
+        allow_insecure_http,
+        false,
+    )?)
 }
 
 fn trimmed(base: &ParsedUrl) -> String {
@@ -42,7 +48,7 @@ pub fn token_url(base: &ParsedUrl, realm: &str) -> Result<String, Error> {
     Ok(concat(&[
         &trimmed(base),
         "/auth/realms/",
-        &encode_path_segment(realm),
+        &percent_encode(realm),
         "/protocol/openid-connect/token",
     ]))
 }
@@ -62,7 +68,7 @@ pub fn client_url(base: &ParsedUrl, id: &str) -> Result<String, Error> {
     }
     Ok(credentials_url(
         base,
-        &concat(&["/clients/", &encode_path_segment(id)]),
+        &concat(&["/clients/", &percent_encode(id)]),
     ))
 }
 
@@ -265,7 +271,7 @@ pub fn api_error(status: u16, detail: Option<&str>) -> Error {
     };
     let mut message = String::from(what);
     let mut code_text = String::new();
-    crate::core::push_u64(&mut code_text, u64::from(status));
+    crate::util::push_u64(&mut code_text, u64::from(status));
     message.push_str(" [HTTP ");
     message.push_str(&code_text);
     message.push(']');
@@ -288,7 +294,7 @@ pub fn error_detail(body: &str) -> Option<String> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::core::url::parse_url;
+    use crate::util::url::parse_url;
 
     fn parse_whoami(body: &str) -> Result<WhoAmI, Error> {
         whoami_from_json(&parse_body(body)?)

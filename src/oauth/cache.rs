@@ -6,9 +6,9 @@
 //! always an argument; nothing here reads a clock or does I/O.
 //!
 //! ```
-//! use qbank_connect::core::cache::{Poll, TokenCache};
-//! use qbank_connect::core::policy::RefreshPolicy;
-//! use qbank_connect::core::{Secret, TokenResponse};
+//! use qbank_connect::oauth::cache::{Poll, TokenCache};
+//! use qbank_connect::oauth::policy::RefreshPolicy;
+//! use qbank_connect::oauth::{Secret, TokenResponse};
 //!
 //! let mut cache = TokenCache::new(RefreshPolicy::default(), 42);
 //! let now = 1_700_000_000_000;
@@ -45,9 +45,11 @@
 //!   apart from time spent in flight, so that token counts from the answer, up to the request's
 //!   duration later than its true send (the expiry margin is there for such transit time).
 
-use super::policy::{RefreshPolicy, SplitMix64};
-use super::{Error, ErrorCode, Millis, Secret, TokenResponse};
+use super::policy::RefreshPolicy;
+use super::{Error, ErrorCode, Secret, TokenResponse};
 use crate::prelude::*;
+use crate::util::rng::SplitMix64;
+use crate::util::Millis;
 
 /// Names one token request, so its answer can be matched to the callers waiting for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::policy::BackoffJitter;
+use crate::oauth::policy::BackoffJitter;
 use proptest::prelude::*;
 
 const S: u64 = 1_000;
