@@ -6,7 +6,7 @@
 use super::Error;
 use crate::prelude::*;
 use crate::util::text::{push_preview, suggest};
-use crate::util::{concat, push_u64};
+use crate::util::{concat, push_u64, Invalid};
 
 /// The longest duration option accepted, in seconds: one year.
 pub const MAX_SECONDS: u64 = 365 * 24 * 60 * 60;
@@ -87,7 +87,7 @@ pub fn parse_scope_list(items: &[String]) -> Result<Vec<String>, Error> {
             let mut m = String::from("scope[");
             push_u64(&mut m, i as u64);
             m.push_str("] ");
-            m.push_str(why);
+            m.push_str(&why.message);
             Error::config(m)
         })?;
         if !out.contains(item) {
@@ -107,7 +107,7 @@ pub fn parse_scope_string(s: &str) -> Result<Vec<String>, Error> {
             let mut m = String::from("scope: scope number ");
             push_u64(&mut m, i as u64 + 1);
             m.push(' ');
-            m.push_str(why);
+            m.push_str(&why.message);
             Error::config(m)
         })?;
         if !out.iter().any(|s| s == word) {
@@ -117,9 +117,9 @@ pub fn parse_scope_string(s: &str) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-fn check_scope_token(s: &str) -> Result<(), &'static str> {
+fn check_scope_token(s: &str) -> Result<(), Invalid> {
     if s.is_empty() {
-        return Err("is empty; remove it");
+        return Err(Invalid::new("is empty; remove it"));
     }
     for b in s.bytes() {
         let why = match b {
@@ -135,7 +135,7 @@ fn check_scope_token(s: &str) -> Result<(), &'static str> {
             }
             _ => continue,
         };
-        return Err(why);
+        return Err(Invalid::new(why));
     }
     Ok(())
 }

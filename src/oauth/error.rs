@@ -165,6 +165,12 @@ impl Error {
         Error::new(ErrorCode::Config, message)
     }
 
+    /// The server answered something we cannot use: [`ErrorCode::InvalidResponse`], and the
+    /// request reached the server.
+    pub fn invalid_response(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidResponse, message).reached(true)
+    }
+
     /// Sets the HTTP status (an answer came, so the request reached the server).
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);

@@ -72,20 +72,13 @@ pub fn client_url(base: &ParsedUrl, id: &str) -> Result<String, Error> {
     ))
 }
 
-/// Appends `s` as a JSON string literal.
-pub fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    json::push_escaped(out, s);
-    out.push('"');
-}
-
 fn push_roles(out: &mut String, roles: &[String]) {
     out.push('[');
     for (i, r) in roles.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_json_string(out, r);
+        json::write_string(out, r);
     }
     out.push(']');
 }
@@ -129,9 +122,9 @@ pub fn create_client_body(tenant_id: &str, name: &str, roles: &[String]) -> Resu
     }
     check_roles(roles)?;
     let mut out = String::from("{\"tenant_id\":");
-    push_json_string(&mut out, tenant_id);
+    json::write_string(&mut out, tenant_id);
     out.push_str(",\"name\":");
-    push_json_string(&mut out, name);
+    json::write_string(&mut out, name);
     out.push_str(",\"roles\":");
     push_roles(&mut out, roles);
     out.push('}');
@@ -148,11 +141,7 @@ pub fn update_roles_body(roles: &[String]) -> Result<String, Error> {
 }
 
 fn invalid(what: &str) -> Error {
-    Error::new(
-        ErrorCode::InvalidResponse,
-        concat(&["the QPay Credentials API answer ", what]),
-    )
-    .reached(true)
+    Error::invalid_response(concat(&["the QPay Credentials API answer ", what]))
 }
 
 /// Parses an answer body that must be a JSON object or array.
@@ -170,7 +159,7 @@ pub fn parse_body(body: &str) -> Result<Json<'_>, Error> {
 
 /// A string member by its snake_case or camelCase name.
 pub fn string_field<'a>(v: &'a Json, snake: &str, camel: &str) -> Option<&'a str> {
-    v.get(snake).or_else(|| v.get(camel)).and_then(Json::as_str)
+    v.first_of(&[snake, camel]).and_then(|(_, v)| v.as_str())
 }
 
 fn required<'a>(v: &'a Json, snake: &'static str, camel: &str) -> Result<&'a str, Error> {

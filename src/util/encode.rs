@@ -4,10 +4,33 @@ use crate::prelude::*;
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+/// Appends the two hex digits of `b`: upper-case (`%XX` escapes), or lower-case (JSON's
+/// `\u00xx`, as most serializers write it; setting bit 5 lower-cases `A`-`F` and leaves the
+/// digits as they are).
+pub fn push_hex(out: &mut String, b: u8, lower: bool) {
+    let case = if lower { 0x20 } else { 0 };
+    out.push(char::from(HEX[usize::from(b >> 4)] | case));
+    out.push(char::from(HEX[usize::from(b & 15)] | case));
+}
+
+/// The value of one hex digit, either case.
+pub fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 `unreserved`: ALPHA / DIGIT / `-._~`.
+pub fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 fn push_pct(out: &mut String, b: u8) {
     out.push('%');
-    out.push(char::from(HEX[usize::from(b >> 4)]));
-    out.push(char::from(HEX[usize::from(b & 15)]));
+    push_hex(out, b, false);
 }
 
 /// WHATWG `application/x-www-form-urlencoded` encoding of one name or value: UTF-8 bytes,
@@ -41,23 +64,13 @@ pub fn form_urlencode(s: &str) -> String {
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(b))
-            }
-            _ => push_pct(&mut out, b),
+        if is_unreserved(b) {
+            out.push(char::from(b));
+        } else {
+            push_pct(&mut out, b);
         }
     }
     out
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Decodes one form-urlencoded name or value (`+` → space, `%XX` → byte). Strict: a malformed
@@ -70,8 +83,8 @@ pub fn form_urldecode(s: &str) -> Option<String> {
         match c {
             b'+' => out.push(b' '),
             b'%' => {
-                let hi = hex_val(*b.get(i + 1)?)?;
-                let lo = hex_val(*b.get(i + 2)?)?;
+                let hi = hex_value(*b.get(i + 1)?)?;
+                let lo = hex_value(*b.get(i + 2)?)?;
                 out.push((hi << 4) | lo);
                 i += 2;
             }

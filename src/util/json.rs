@@ -8,6 +8,7 @@
 //! it, so reading a balance or token answer allocates only the arrays and member lists (in wasm,
 //! where every allocation goes through dlmalloc, that halved the time to parse a balance answer).
 
+use super::encode::{hex_value, push_hex};
 use crate::prelude::*;
 use alloc::borrow::Cow;
 /// Maximum nesting of arrays and objects. Deeper input is refused so hostile bodies cannot
@@ -43,6 +44,12 @@ impl<'a> Json<'a> {
             Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
+    }
+
+    /// The first of `names` that this object has, with its name: the one lookup for a member
+    /// some servers spell `snake_case` and others `camelCase`.
+    pub fn first_of<'n>(&self, names: &[&'n str]) -> Option<(&'n str, &Json<'a>)> {
+        names.iter().find_map(|&n| self.get(n).map(|v| (n, v)))
     }
 
     /// The string, if this is a JSON string.
@@ -137,6 +144,8 @@ impl core::fmt::Display for JsonError {
         f.write_str(&self.describe())
     }
 }
+
+impl core::error::Error for JsonError {}
 
 /// Parses one JSON text. Surrounding whitespace is allowed; anything else after the value is an
 /// error, as are lone surrogates, control characters in strings and nesting deeper than
@@ -303,11 +312,8 @@ impl<'a> Parser<'a> {
     fn hex4(&mut self) -> Result<u32, JsonError> {
         let mut v = 0u32;
         for _ in 0..4 {
-            let d = match self.peek() {
-                Some(b @ b'0'..=b'9') => b - b'0',
-                Some(b @ b'a'..=b'f') => b - b'a' + 10,
-                Some(b @ b'A'..=b'F') => b - b'A' + 10,
-                _ => return Err(self.err("invalid \\u escape")),
+            let Some(d) = self.peek().and_then(hex_value) else {
+                return Err(self.err("invalid \\u escape"));
             };
             v = (v << 4) | u32::from(d);
             self.pos += 1;
@@ -451,7 +457,6 @@ fn number_prefix_len(b: &[u8]) -> usize {
 /// common ones as `\n`, `\r`, `\t`, the rest as `\u00XX`); everything else as it is, which is what
 /// most serializers write.
 pub fn push_escaped(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     // Runs of bytes that need no escape are copied whole (every byte that needs one is ASCII,
     // so each run ends on a character boundary).
@@ -470,8 +475,7 @@ pub fn push_escaped(out: &mut String, s: &str) {
             b'\t' => out.push_str("\\t"),
             _ => {
                 out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
+                push_hex(out, b, true);
             }
         }
     }

@@ -9,6 +9,7 @@
 //! Error messages never repeat the URL: it may carry a password (`user:pw@`) or a key in the
 //! query.
 
+use super::encode::{hex_value, is_unreserved};
 use super::{concat, find_bytes, push_u64, sub, tail, Invalid};
 use crate::prelude::*;
 
@@ -215,11 +216,6 @@ pub(crate) fn check_raw_chars(s: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// RFC 3986 `unreserved`.
-pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
 /// RFC 3986 `sub-delims`.
 pub(crate) fn is_sub_delim(b: u8) -> bool {
     matches!(
@@ -415,15 +411,6 @@ fn parse_groups(side: &str, out: &mut [u16; 8]) -> Option<usize> {
         }
     }
     Some(n)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Splits `[/path][?query][#fragment]` (already free of whitespace, controls and backslashes)

@@ -4,12 +4,12 @@
 //! float. The provider docs name the fields `available_balance` and `ledger_balance`; camelCase
 //! names and `{ "amount": …, "currency": … }` objects are accepted too.
 
-use crate::oauth::{Error, ErrorCode};
+use crate::oauth::Error;
 use crate::prelude::*;
 use crate::providers::qbank::path::{account_path_segment, resolve_api_url};
 use crate::util::json::{self, Json};
 use crate::util::url::ParsedUrl;
-use crate::util::{concat, HttpRequest};
+use crate::util::{concat, HttpRequest, Invalid};
 use alloc::borrow::Cow;
 
 /// Most integer digits an amount may have (far beyond any real balance; refuses `1e400`).
@@ -171,7 +171,7 @@ pub fn is_decimal_amount(s: &str) -> bool {
 
 /// The URL of `GET /v1/balances/{accountId}` under the API base: the id is checked and
 /// percent-encoded as exactly one path segment ([`account_path_segment`]), so it can never
-/// change the path; a refused id is an [`ErrorCode::InvalidArgument`] error and nothing is sent.
+/// change the path; a refused id is an [`ErrorCode::InvalidArgument`](crate::oauth::ErrorCode::InvalidArgument) error and nothing is sent.
 pub fn balance_url(api_base: &ParsedUrl, account_id: &str) -> Result<String, Error> {
     let segment = account_path_segment(account_id)?;
     resolve_api_url(api_base, &concat(&["/v1/balances/", &segment]))
@@ -198,7 +198,7 @@ pub fn bearer_get(url: &str, access_token: &str) -> HttpRequest {
 /// Amounts may be JSON strings or numbers, or objects `{ "amount": …, "currency": … }`; they
 /// come back with exactly the digits sent. A number with an exponent is expanded exactly
 /// (`1.5e3` → `"1500"`, `15e-1` → `"1.5"`); a string must already be plain decimal text.
-/// Refused with [`ErrorCode::InvalidResponse`] naming the field: a missing, null or empty
+/// Refused with [`ErrorCode::InvalidResponse`](crate::oauth::ErrorCode::InvalidResponse) naming the field: a missing, null or empty
 /// amount, `"1,234.56"`, `"NaN"`, `"Infinity"`, `1e400`, booleans, objects without an amount,
 /// currencies that disagree, and an `account_id`/`accountId` in the body that differs
 /// (ignoring ASCII case) from the one asked for.
@@ -222,7 +222,7 @@ pub fn parse_balance<'a>(account_id: &'a str, body: &'a str) -> Result<Balance<'
         ])));
     }
 
-    if let Some((_, id)) = first(&raw, &["account_id", "accountId"]) {
+    if let Some((_, id)) = raw.first_of(&["account_id", "accountId"]) {
         if id
             .as_str()
             .is_some_and(|id| !id.eq_ignore_ascii_case(account_id))
@@ -261,7 +261,7 @@ pub fn parse_balance<'a>(account_id: &'a str, body: &'a str) -> Result<Balance<'
         }
     }
 
-    let as_of = match first(&raw, &AS_OF_NAMES) {
+    let as_of = match raw.first_of(&AS_OF_NAMES) {
         Some((_, Json::String(s))) => Some(s.clone()),
         Some((_, Json::Number(n))) => Some(n.clone()),
         _ => None,
@@ -278,22 +278,10 @@ pub fn parse_balance<'a>(account_id: &'a str, body: &'a str) -> Result<Balance<'
 }
 
 fn invalid(what: &str) -> Error {
-    Error::new(
-        ErrorCode::InvalidResponse,
-        concat(&[
-            what,
-            "; the balance was not used: retry later, and report it to QBank if it persists",
-        ]),
-    )
-    .reached(true)
-}
-
-/// The first of `names` present in the object, with its name.
-fn first<'r, 'a>(
-    obj: &'r Json<'a>,
-    names: &[&'static str],
-) -> Option<(&'static str, &'r Json<'a>)> {
-    names.iter().find_map(|&n| obj.get(n).map(|v| (n, v)))
+    Error::invalid_response(concat(&[
+        what,
+        "; the balance was not used: retry later, and report it to QBank if it persists",
+    ]))
 }
 
 /// An amount and the currency nested with it, if any.
@@ -302,7 +290,7 @@ fn amount_field<'a>(
     snake: &'static str,
     camel: &'static str,
 ) -> Result<(Cow<'a, str>, Option<Cow<'a, str>>), Error> {
-    let Some((name, value)) = first(raw, &[snake, camel]) else {
+    let Some((name, value)) = raw.first_of(&[snake, camel]) else {
         return Err(invalid(&concat(&[
             "the balance response has no ",
             snake,
@@ -323,30 +311,37 @@ fn amount_field<'a>(
                 None => Err(bad("is an object without an amount")),
                 Some(inner) => amount(inner)
                     .map(|a| (a, currency))
-                    .map_err(|p| bad(&concat(&["amount ", p]))),
+                    .map_err(|p| bad(&concat(&["amount ", &p.message]))),
             }
         }
-        other => amount(other).map(|a| (a, None)).map_err(bad),
+        other => amount(other)
+            .map(|a| (a, None))
+            .map_err(|p| bad(&p.message)),
     }
 }
 
 /// A JSON string or number as exact plain decimal text, or what is wrong with it.
-fn amount<'a>(value: &Json<'a>) -> Result<Cow<'a, str>, &'static str> {
-    match value {
-        Json::String(s) if s.is_empty() => Err("is an empty string"),
-        Json::String(s) if is_decimal_amount(s) => Ok(s.clone()),
-        Json::String(_) => Err(
+fn amount<'a>(value: &Json<'a>) -> Result<Cow<'a, str>, Invalid> {
+    let why = match value {
+        Json::String(s) if s.is_empty() => "is an empty string",
+        Json::String(s) if is_decimal_amount(s) => return Ok(s.clone()),
+        Json::String(_) => {
             "is not a plain decimal amount (digits, an optional leading '-' and '.', no \
-             thousands separators, exponent or NaN)",
-        ),
-        Json::Number(n) => plain_decimal(n).ok_or(
-            "is a number outside the supported range (at most 30 integer and 20 fraction digits)",
-        ),
-        Json::Null => Err("is null"),
-        Json::Bool(_) => Err("is a boolean, not an amount"),
-        Json::Array(_) => Err("is an array, not an amount"),
-        Json::Object(_) => Err("is an object, not an amount"),
-    }
+             thousands separators, exponent or NaN)"
+        }
+        Json::Number(n) => match plain_decimal(n) {
+            Some(plain) => return Ok(plain),
+            None => {
+                "is a number outside the supported range (at most 30 integer and 20 fraction \
+                 digits)"
+            }
+        },
+        Json::Null => "is null",
+        Json::Bool(_) => "is a boolean, not an amount",
+        Json::Array(_) => "is an array, not an amount",
+        Json::Object(_) => "is an object, not an amount",
+    };
+    Err(Invalid::new(why))
 }
 
 /// A JSON number as plain decimal text with exactly its digits: no exponent is returned as is;
@@ -394,6 +389,7 @@ fn plain_decimal<'a>(number: &Cow<'a, str>) -> Option<Cow<'a, str>> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::oauth::ErrorCode;
 
     const ID: &str = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 
