@@ -919,7 +919,7 @@ fn check_parsed_url(s: &str, u: &ParsedUrl) {
     let href = u.href();
     assert!(href.starts_with(&origin(u)));
     let again =
-        parse_url(&href).unwrap_or_else(|e| panic!("href {href:?} of {s:?}: {}", e.message));
+        parse_url(&href).unwrap_or_else(|e| panic!("href {href:?} of {s:?}: {}", e.message()));
     let mut expected = u.clone();
     expected.has_userinfo = false;
     // `href` leaves out the scheme's default port, as `origin` does.
@@ -1008,7 +1008,7 @@ pub fn url_resolve(data: &[u8]) -> u64 {
     match resolve_api_url(&base, path) {
         Ok(out) => {
             assert!(!base.has_userinfo && base.query.is_none() && base.fragment.is_none());
-            let u = parse_url(&out).unwrap_or_else(|e| panic!("{out:?}: {}", e.message));
+            let u = parse_url(&out).unwrap_or_else(|e| panic!("{out:?}: {}", e.message()));
             assert_eq!(origin(&u), origin(&base), "left the base origin: {out:?}");
             assert!(!u.has_userinfo && u.fragment.is_none(), "{out:?}");
             assert!(

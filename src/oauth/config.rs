@@ -87,7 +87,7 @@ pub fn parse_scope_list(items: &[String]) -> Result<Vec<String>, Error> {
             let mut m = String::from("scope[");
             push_u64(&mut m, i as u64);
             m.push_str("] ");
-            m.push_str(&why.message);
+            m.push_str(why.why);
             Error::config(m)
         })?;
         if !out.contains(item) {
@@ -107,7 +107,7 @@ pub fn parse_scope_string(s: &str) -> Result<Vec<String>, Error> {
             let mut m = String::from("scope: scope number ");
             push_u64(&mut m, i as u64 + 1);
             m.push(' ');
-            m.push_str(&why.message);
+            m.push_str(why.why);
             Error::config(m)
         })?;
         if !out.iter().any(|s| s == word) {

@@ -204,7 +204,7 @@ impl core::error::Error for Error {}
 /// the API base URL). The message is kept word for word.
 impl From<Invalid> for Error {
     fn from(why: Invalid) -> Self {
-        Error::config(why.message)
+        Error::config(why.message())
     }
 }
 
@@ -243,7 +243,7 @@ mod tests {
             check_endpoint_url("apiBaseUrl", "https://u:pw@h/", false, true).unwrap_err(),
         ];
         for why in refusals {
-            let message = why.message.clone().into_owned();
+            let message = why.message();
             let e = Error::from(why);
             assert_eq!(e.code, ErrorCode::Config);
             assert_eq!(e.message, message);

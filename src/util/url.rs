@@ -62,7 +62,7 @@ impl ParsedUrl {
 /// assert_eq!((u.scheme.as_str(), u.host.as_str(), u.path.as_str()), ("https", "auth.qbankconnect.com", "/token"));
 /// ```
 pub fn parse_url(s: &str) -> Result<ParsedUrl, Invalid> {
-    parse(s).map_err(|why| Invalid::owned(concat(&["invalid URL: ", &why.message])))
+    parse(s).map_err(|why| why.about("", "invalid URL: "))
 }
 
 /// The parser itself; the error is the reason, to be prefixed by the caller.
@@ -140,18 +140,19 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Checks a configured endpoint (the token URL, the API base) and returns it parsed.
 ///
-/// `what` is the option name used in messages (`"tokenUrl"`). Refused, each with a message
+/// `what` is the option name that begins every refusal (`"tokenUrl"`). Refused, each with a message
 /// saying what to fix: anything [`parse_url`] refuses, a scheme other than `https`, `http`
 /// (accepted only for a loopback host and only when `allow_insecure_http`), user-info, a
 /// fragment, and a query unless `allow_query`.
 pub fn check_endpoint_url(
-    what: &str,
+    what: &'static str,
     s: &str,
     allow_insecure_http: bool,
     allow_query: bool,
 ) -> Result<ParsedUrl, Invalid> {
-    let fail = |why: &str| Invalid::owned(concat(&[what, " is not a usable URL: ", why]));
-    let url = parse(s).map_err(|why| fail(&why.message))?;
+    const LEAD: &str = " is not a usable URL: ";
+    let fail = |why: &'static str| Invalid::new(why).about(what, LEAD);
+    let url = parse(s).map_err(|why| why.about(what, LEAD))?;
     match url.scheme.as_str() {
         "https" => {}
         "http" if !is_loopback_host(&url.host) => {
@@ -501,7 +502,7 @@ mod tests {
     fn reason(s: &str) -> String {
         match parse_url(s) {
             Ok(u) => panic!("{s:?} was accepted as {u:?}"),
-            Err(e) => e.message.into_owned(),
+            Err(e) => e.message(),
         }
     }
 
@@ -694,7 +695,7 @@ mod tests {
         assert!(!msg.contains("hunter2"));
         let err =
             check_endpoint_url("tokenUrl", "https://user:hunter2@h/", false, false).unwrap_err();
-        assert!(!err.message.contains("hunter2"));
+        assert!(!err.message().contains("hunter2"));
     }
 
     #[test]
@@ -769,13 +770,13 @@ mod tests {
             "http://127.0.0.1.nip.io/token",
         ] {
             let e = check_endpoint_url("tokenUrl", s, true, false).unwrap_err();
-            assert!(e.message.starts_with("tokenUrl "), "{}", e.message);
-            assert!(e.message.contains("use https://"), "{}", e.message);
+            assert!(e.message().starts_with("tokenUrl "), "{}", e.message());
+            assert!(e.message().contains("use https://"), "{}", e.message());
             assert!(
-                e.message
+                e.message()
                     .contains("only for a test server on a loopback host"),
                 "{}",
-                e.message
+                e.message()
             );
         }
     }
@@ -785,14 +786,14 @@ mod tests {
         let e = check_endpoint_url("tokenUrl", "http://localhost:8080/token", false, false)
             .unwrap_err();
         assert!(
-            e.message.contains("allowInsecureHttp: true"),
+            e.message().contains("allowInsecureHttp: true"),
             "{}",
-            e.message
+            e.message()
         );
         assert!(
-            e.message.contains("only for the loopback hosts"),
+            e.message().contains("only for the loopback hosts"),
             "{}",
-            e.message
+            e.message()
         );
         for s in [
             "http://localhost:8080/token",
@@ -810,23 +811,23 @@ mod tests {
     fn endpoint_refuses_other_schemes() {
         for s in ["ftp://h/", "wss://h/", "file://h/"] {
             let e = check_endpoint_url("tokenUrl", s, true, true).unwrap_err();
-            assert!(e.message.contains("must start with https://"), "{s}");
+            assert!(e.message().contains("must start with https://"), "{s}");
         }
     }
 
     #[test]
     fn endpoint_refuses_userinfo() {
         let e = check_endpoint_url("tokenUrl", "https://user:pw@host/", false, true).unwrap_err();
-        assert!(e.message.contains("user-info"), "{}", e.message);
-        assert!(!e.message.contains("pw@"));
+        assert!(e.message().contains("user-info"), "{}", e.message());
+        assert!(!e.message().contains("pw@"));
     }
 
     #[test]
     fn endpoint_refuses_fragments_always_and_queries_unless_allowed() {
         let e = check_endpoint_url("tokenUrl", "https://h/token#x", false, true).unwrap_err();
-        assert!(e.message.contains("#fragment"));
+        assert!(e.message().contains("#fragment"));
         let e = check_endpoint_url("tokenUrl", "https://h/token?x=1", false, false).unwrap_err();
-        assert!(e.message.contains("?query"));
+        assert!(e.message().contains("?query"));
         let u = check_endpoint_url("apiBaseUrl", "https://h/api?x=1", false, true).unwrap();
         assert_eq!(u.query.as_deref(), Some("x=1"));
     }
@@ -834,10 +835,10 @@ mod tests {
     #[test]
     fn endpoint_passes_parse_errors_through_with_the_option_name() {
         let e = check_endpoint_url("tokenUrl", "https://h/token\n", false, false).unwrap_err();
-        assert!(e.message.starts_with("tokenUrl is not a usable URL: "));
-        assert!(e.message.contains("trailing newline"));
+        assert!(e.message().starts_with("tokenUrl is not a usable URL: "));
+        assert!(e.message().contains("trailing newline"));
         let e = check_endpoint_url("tokenUrl", "https://:99999/", false, false).unwrap_err();
-        assert!(e.message.contains("host is empty"));
+        assert!(e.message().contains("host is empty"));
     }
 
     #[test]

@@ -311,12 +311,10 @@ fn amount_field<'a>(
                 None => Err(bad("is an object without an amount")),
                 Some(inner) => amount(inner)
                     .map(|a| (a, currency))
-                    .map_err(|p| bad(&concat(&["amount ", &p.message]))),
+                    .map_err(|p| bad(&concat(&["amount ", p.why]))),
             }
         }
-        other => amount(other)
-            .map(|a| (a, None))
-            .map_err(|p| bad(&p.message)),
+        other => amount(other).map(|a| (a, None)).map_err(|p| bad(p.why)),
     }
 }
 

@@ -22,7 +22,7 @@ use crate::oauth::{Error, ErrorCode};
 use crate::prelude::*;
 use crate::util::encode::percent_encode;
 use crate::util::url::{check_raw_chars, origin, parse, split_path_query_fragment, ParsedUrl};
-use crate::util::{concat, find_bytes, push_u64, sub, Invalid};
+use crate::util::{concat, find_bytes, push_u64, sub};
 
 /// Longest account id accepted by [`check_account_id`], in bytes of UTF-8.
 pub const MAX_ACCOUNT_ID_BYTES: usize = 128;
@@ -197,20 +197,12 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
             "apiBaseUrl must be a URL without user-info, ?query or #fragment; remove them",
         ));
     }
-    let refuse = |why: &str| {
-        Err(Error::new(
-            ErrorCode::InvalidArgument,
-            concat(&[why, "; nothing was sent"]),
-        ))
-    };
+    let refuse = |why: &str| Err(refused(why));
     if path_or_url.is_empty() {
         return refuse("the API path is empty; pass a path such as /v1/accounts");
     }
     if let Err(why) = check_raw_chars(path_or_url) {
-        return refuse(&concat(&[
-            "the API path or URL is not usable: ",
-            &why.message,
-        ]));
+        return refuse(&concat(&["the API path or URL is not usable: ", why.why]));
     }
     if path_or_url.starts_with("//") {
         return refuse(
@@ -219,7 +211,7 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
         );
     }
     if has_scheme(path_or_url) {
-        return resolve_absolute(base, path_or_url).or_else(|why| refuse(&why.message));
+        return resolve_absolute(base, path_or_url);
     }
     // A path with or without its leading `/`, or just `?query`: always one `/` after the base.
     let relative = if path_or_url.starts_with('/') {
@@ -229,7 +221,7 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
     };
     let (path, query, fragment) = match relative {
         Ok(parts) => parts,
-        Err(why) => return refuse(&concat(&["the API path is not usable: ", &why.message])),
+        Err(why) => return refuse(&concat(&["the API path is not usable: ", why.why])),
     };
     if fragment.is_some() {
         return refuse(
@@ -247,24 +239,32 @@ pub fn resolve_api_url(base: &ParsedUrl, path_or_url: &str) -> Result<String, Er
     Ok(out)
 }
 
-/// Checks a full URL given to `fetch` against the base; the error is the whole message.
-fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, Invalid> {
+/// An API path or URL refused before anything was sent.
+fn refused(why: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidArgument,
+        concat(&[why, "; nothing was sent"]),
+    )
+}
+
+/// Checks a full URL given to `fetch` against the base.
+fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, Error> {
     let url = parse(s).map_err(|why| {
-        Invalid::owned(concat(&[
+        refused(&concat(&[
             "the API URL is not usable: ",
-            &why.message,
+            why.why,
             " (for a path on the API, start it with /)",
         ]))
     })?;
     if url.has_userinfo {
-        return Err(Invalid::new(
+        return Err(refused(
             "the API URL contains user-info (name:password@ before the host); remove it, the \
              request is authorized with the Bearer token",
         ));
     }
     let allowed = origin(base);
     if origin(&url) != allowed {
-        return Err(Invalid::owned(concat(&[
+        return Err(refused(&concat(&[
             "the API URL is not on the configured API origin ",
             &allowed,
             "; the Bearer token is only sent to the configured API origin (apiBaseUrl), so pass \
@@ -272,7 +272,7 @@ fn resolve_absolute(base: &ParsedUrl, s: &str) -> Result<String, Invalid> {
         ])));
     }
     if url.fragment.is_some() {
-        return Err(Invalid::new(
+        return Err(refused(
             "the API URL has a #fragment, which is never sent to a server; remove it",
         ));
     }
