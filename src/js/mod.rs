@@ -1,7 +1,11 @@
 //! The JavaScript edge: the only place `wasm_bindgen` appears.
 //!
-//! It turns JS options into core values, runs the core's decisions with the global `fetch`,
-//! `Date.now()` and `setTimeout`, and turns core errors into `QBankError` objects.
+//! It turns JS options into the values of the layers below, runs their decisions with the
+//! global `fetch`, `Date.now()` and `setTimeout`, and turns their errors into `QBankError`
+//! objects.
+//!
+//! **May use:** every layer ([`crate::providers`], [`crate::oauth`], [`crate::util`]); nothing
+//! below may use it.
 
 use crate::prelude::*;
 mod client;
