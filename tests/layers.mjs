@@ -79,6 +79,25 @@ function split(text) {
   return { code, comments };
 }
 
+/** A function from an index in `code` to how many inline `mod name { … }` blocks enclose it. */
+function inlineModDepth(code) {
+  const opens = []; // [index, isMod] of each unclosed `{`
+  const marks = []; // [index, depth after it]
+  for (const m of code.matchAll(/\bmod\s+[A-Za-z_][A-Za-z0-9_]*\s*\{|[{}]/g)) {
+    if (m[0] === '}') opens.pop();
+    else opens.push(m[0] !== '{');
+    marks.push([m.index, opens.filter(Boolean).length]);
+  }
+  return (index) => {
+    let d = 0;
+    for (const [at, after] of marks) {
+      if (at >= index) break;
+      d = after;
+    }
+    return d;
+  };
+}
+
 const lineOf = (text, index) => text.slice(0, index).split('\n').length;
 
 /** The top-level names of a `{…}` use group starting at `open` in `code`. */
@@ -140,12 +159,14 @@ export function check(files) {
     for (const m of comments.matchAll(/\bqbank_connect\s*::\s*([A-Za-z_][A-Za-z0-9_]*)/g)) {
       refuse(m.index, m[1], `qbank_connect::${m[1]} in a doc example`);
     }
-    // The file's module path below src/: util/url.rs is [util, url], util/mod.rs is [util].
+    // The module path below src/ at each `super::`: util/url.rs is [util, url], util/mod.rs is
+    // [util], and each inline `mod name { … }` around it adds one.
     const file = parts[parts.length - 1];
     const depth = parts.length - (file === 'mod.rs' ? 1 : 0);
+    const inlineMods = inlineModDepth(code);
     for (const m of code.matchAll(/\b(?:super\s*::\s*)+/g)) {
       const climbs = (m[0].match(/super/g) ?? []).length;
-      if (climbs >= depth) {
+      if (climbs >= depth + inlineMods(m.index)) {
         at(m.index, `${m[0].replace(/\s/g, '')} climbs out of src/${layer}/: name another layer as crate::<layer>::`);
       }
     }
@@ -173,6 +194,8 @@ function selfTest() {
     ['util/a.rs', 'use crate::{\n    prelude::*,\n    js::x,\n};\n', 'crate::{js'],
     ['util/a.rs', 'use super::super::oauth::Error;\n', 'climbs out of src/util/'],
     ['util/m/mod.rs', 'use super::super::x;\n', 'climbs out of src/util/'],
+    ['util/mod.rs', 'mod tests {\n    use super::*;\n}\nuse super::x;\n', 'climbs out of src/util/'],
+    ['util/a.rs', 'mod inner {\n    use super::super::super::oauth;\n}\n', 'climbs out of src/util/'],
     ['oauth/a.rs', 'use crate::providers::qbank::path;\n', 'oauth may not use providers'],
     ['oauth/a.rs', '/// ```\n/// use qbank_connect::providers::qpay;\n/// ```\nfn f() {}\n', 'in a doc example'],
     ['providers/q/a.rs', 'use crate::js::errors;\n', 'providers may not use js'],
@@ -184,6 +207,8 @@ function selfTest() {
     ['util/a.rs', 'const R: &str = r#"crate::js "quoted" "#;\nuse crate::prelude::*;\n'],
     ['oauth/a.rs', 'use crate::util::{concat, Invalid};\nuse super::error::Error;\n'],
     ['oauth/cache/tests.rs', 'use super::super::error::Error;\n'],
+    ['util/mod.rs', 'pub mod url;\n#[cfg(test)]\nmod tests {\n    use super::*;\n    fn f() { let s = "{"; }\n}\n'],
+    ['util/a.rs', 'mod inner {\n    mod deeper {\n        use super::super::super::b;\n    }\n}\n'],
     ['providers/qbank/a.rs', 'use crate::{oauth::Error, util::concat};\n/// use qbank_connect::util::x;\nfn f() {}\n'],
     ['js/a.rs', 'use crate::providers::qpay;\nuse wasm_bindgen::prelude::*;\n'],
     ['lib.rs', 'pub mod util;\nmod js;\n'],
