@@ -118,7 +118,7 @@ lint:
 	cargo clippy --target $(WASM_TARGET) --manifest-path bench/wasm-floor/Cargo.toml --target-dir $(WASM_FLOOR) -- -D warnings
 
 test-rust:
-	$(call step,Rust host tests (sans-IO core, manual clock))
+	$(call step,Rust host tests (the sans-IO layers util$(comma) oauth$(comma) providers; manual clock))
 	cargo test
 
 test-wasm:

@@ -1,5 +1,6 @@
 //! The token endpoint, sans-IO: build the request (RFC 6749 §4.4, §4.3, §2.3.1) and read the
-//! answer (§5.1, §5.2), plus the small encoders both need.
+//! answer (§5.1, §5.2): the `expires_in` rules, the JWT `exp` claim, the RFC 6750 `b64token`
+//! syntax. The form and base64 encoders it uses are [`crate::util::encode`]'s.
 //!
 //! Everything here is a pure function of its arguments; the caller sends the [`HttpRequest`]
 //! and feeds back the [`HttpResponse`] with the current time.
