@@ -5,7 +5,7 @@
 //!
 //! - `js` (wasm32 only): the thin edge where `wasm_bindgen`, `fetch`, timers and the clock live;
 //!   uses everything below.
-//! - [`providers`]: QBank (balances, account ids, API paths) and QPay (realm, Credentials API);
+//! - [`providers`]: QBank (balances, account ids, API paths, API retry decisions) and QPay (realm, Credentials API);
 //!   uses [`oauth`] and [`util`].
 //! - [`oauth`]: the OAuth 2.0 client, sans-IO: token request and response, refresh policy, the
 //!   token cache, secrets, errors with stable codes; uses [`util`].

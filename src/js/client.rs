@@ -7,6 +7,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 
 use crate::oauth::{Error, ErrorCode};
+use crate::providers::qbank::api_retry::{ApiRetry, Next, RetryRules};
 use crate::providers::qbank::balances::{balance_read, balance_url, bearer_get, BalanceRead};
 use crate::providers::qbank::path::resolve_api_url;
 use crate::util::http_date::parse_retry_after;
@@ -31,14 +32,8 @@ const PRODUCTION_TOKEN_URL: &str = "https://auth.qbankconnect.com/token";
 const PRODUCTION_API_BASE: &str = "https://api.qbankconnect.com";
 /// The largest API answer `getBalance` reads.
 const MAX_API_BODY: u64 = 1024 * 1024;
-/// 429 and 503 answers to a GET are retried at most this many times.
-const MAX_RETRIES: u32 = 2;
 /// The QBank API, as messages name it.
 const API: &str = "the QBank API";
-/// A Retry-After longer than this is not waited for: the error carries it instead.
-const MAX_RETRY_WAIT_MS: u64 = 10_000;
-/// The first retry delay when the server gave no Retry-After.
-const RETRY_BASE_MS: u64 = 250;
 
 struct Client {
     tokens: Rc<Inner>,
@@ -133,10 +128,6 @@ fn access_token(token: &JsValue) -> String {
     field(token, "accessToken").as_string().unwrap_or_default()
 }
 
-fn is_idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
-}
-
 impl Client {
     fn scrubber(&self, token: &str) -> impl Fn(&str) -> String + '_ {
         let token = String::from(token);
@@ -152,8 +143,9 @@ impl Client {
         Ok(access_token(&t))
     }
 
-    /// A GET with the Bearer token: one refresh and retry after a 401, bounded retries honouring
-    /// Retry-After after a 429 or 503. Resolves to a 2xx answer.
+    /// A GET with the Bearer token, retried as `providers::qbank::api_retry` decides for
+    /// [`RetryRules::BALANCE`] (one refresh after a 401, bounded waits after a 429 or 503).
+    /// Resolves to a 2xx answer.
     ///
     /// `first` is an answer the package's JavaScript fast path already received with the token
     /// it names: it is read as the first attempt's answer, so nothing is sent twice.
@@ -165,8 +157,7 @@ impl Client {
         mut first: Option<(String, JsValue)>,
     ) -> Result<HttpResponse, JsValue> {
         let cfg: &Config = &self.tokens.cfg;
-        let mut refreshed = false;
-        let mut retries = 0u32;
+        let mut retry = ApiRetry::new(RetryRules::BALANCE);
         loop {
             let (token, resp) = match first.take() {
                 Some((token, answer)) => {
@@ -183,24 +174,15 @@ impl Client {
                 }
             };
             let resp = resp.map_err(|e| to_js(&e))?;
-            match resp.status {
-                200..=299 => return Ok(resp),
-                401 if !refreshed => {
-                    refreshed = true;
+            match retry.answer(resp.status, resp.header("retry-after"), now_ms()) {
+                Next::Done => return Ok(resp),
+                Next::Refresh => {
                     self.tokens.invalidate(Some(token));
                 }
-                429 | 503 if retries < MAX_RETRIES => {
-                    let wait = resp
-                        .header("retry-after")
-                        .and_then(|v| parse_retry_after(v, now_ms()))
-                        .unwrap_or(RETRY_BASE_MS << retries);
-                    if wait > MAX_RETRY_WAIT_MS {
-                        return Err(api_error(&resp, &self.scrubber(&token)));
-                    }
-                    retries += 1;
-                    JsFuture::from(support::sleep(wait as f64, &signal)).await?;
+                Next::Wait(ms) => {
+                    JsFuture::from(support::sleep(ms as f64, &signal)).await?;
                 }
-                _ => return Err(api_error(&resp, &self.scrubber(&token))),
+                Next::GiveUp => return Err(api_error(&resp, &self.scrubber(&token))),
             }
         }
     }
@@ -228,9 +210,9 @@ impl Client {
             return Err(to_js(&e));
         }
         let wait_until = field(&init, "waitUntil").dyn_into::<Function>().ok();
-        let retry_401 = is_idempotent(&support::method_of(&init)) && support::replayable(&init);
+        let rules = RetryRules::fetch(&support::method_of(&init), support::replayable(&init));
+        let mut retry = ApiRetry::new(rules);
         let cfg: &Config = &self.tokens.cfg;
-        let mut refreshed = false;
         loop {
             let token = self.token(&signal, &wait_until).await?;
             let answer = JsFuture::from(support::fetch_with_token(
@@ -245,13 +227,15 @@ impl Client {
                 return Err(to_js(&failure(&answer, API, cfg.timeout_ms, 0)));
             }
             let response = field(&answer, "response");
-            let status = field(&response, "status").as_f64().unwrap_or(0.0);
-            if status == 401.0 && retry_401 && !refreshed {
-                refreshed = true;
-                self.tokens.invalidate(Some(token));
-                continue;
+            let status = field(&response, "status").as_f64().unwrap_or(0.0) as u16;
+            // Its Retry-After is not read: these rules never wait (a 429 or 503 is the caller's).
+            match retry.answer(status, None, now_ms()) {
+                Next::Refresh => {
+                    self.tokens.invalidate(Some(token));
+                }
+                // Done or not, the caller gets the Response itself.
+                Next::Done | Next::Wait(_) | Next::GiveUp => return Ok(response),
             }
-            return Ok(response);
         }
     }
 }
