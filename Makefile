@@ -47,13 +47,14 @@ setup-rust:
 	 else echo "   installing (found '$${have:-none}'; takes about 2 minutes)"; \
 	      cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION); fi
 
-# npm ci refuses our lockfile here (the registry lacks deno's and workerd's non-Linux optional
-# packages); npm install honours the lockfile and leaves it unchanged.
+# npm ci: exactly what package-lock.json pins (it holds every platform's optional packages, so it
+# is complete and npm ci never rewrites it). The stamp makes a second run skip it until
+# package.json or the lockfile changes.
 setup-js: node_modules/.qbank-installed
 
 node_modules/.qbank-installed: package.json package-lock.json
-	$(call step,JavaScript tools from package-lock.json (npm install))
-	npm install --no-audit --no-fund
+	$(call step,JavaScript tools from package-lock.json (npm ci))
+	npm ci --no-audit --no-fund
 	@touch $@
 
 # Debian's Chromium, for the browser tests in tests/js/runtimes.test.mjs (not needed for demo).
