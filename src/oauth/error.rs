@@ -10,81 +10,81 @@ use crate::util::Invalid;
 use alloc::boxed::Box;
 use core::fmt;
 
-/// The stable error codes. `as_str()` is the contract seen from JavaScript as `error.code`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`], its `as_str()` and `ErrorCode::ALL` from one list, so a code cannot be
+/// missing from either. The list is the one source of the codes: `tests/contracts.rs` checks
+/// `index.d.ts`'s `QBankErrorCode`, the README's Errors table and the codes `support.js` throws
+/// against `ErrorCode::ALL`.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal,)*) => {
+        /// The stable error codes. `as_str()` is the contract seen from JavaScript as `error.code`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable string form, as exposed to JavaScript.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// RFC 6749 §5.2 `invalid_request` from the token endpoint.
-    InvalidRequest,
+    InvalidRequest => "invalid_request",
     /// RFC 6749 §5.2 `invalid_client`: wrong id or secret (or wrong environment). Never retried.
-    InvalidClient,
+    InvalidClient => "invalid_client",
     /// RFC 6749 §5.2 `invalid_grant`.
-    InvalidGrant,
+    InvalidGrant => "invalid_grant",
     /// RFC 6749 §5.2 `unauthorized_client`: the client may not use this grant.
-    UnauthorizedClient,
+    UnauthorizedClient => "unauthorized_client",
     /// RFC 6749 §5.2 `unsupported_grant_type`.
-    UnsupportedGrantType,
+    UnsupportedGrantType => "unsupported_grant_type",
     /// RFC 6749 §5.2 `invalid_scope`.
-    InvalidScope,
+    InvalidScope => "invalid_scope",
     /// Any other failure answer from the token endpoint (5xx, unknown error code, a redirect).
-    TokenEndpointError,
+    TokenEndpointError => "token_endpoint_error",
     /// HTTP 429 (or a server that asked us to slow down); see `retry_after_ms`.
-    RateLimited,
+    RateLimited => "rate_limited",
     /// The request took longer than the configured timeout.
-    Timeout,
+    Timeout => "timeout",
     /// The request could not be sent or the connection failed.
-    Network,
+    Network => "network",
     /// The server answered something we cannot use (bad JSON, missing field, wrong token type).
-    InvalidResponse,
+    InvalidResponse => "invalid_response",
     /// The configuration is wrong; the message says what to fix.
-    Config,
+    Config => "config",
     /// The manager or client was closed.
-    Closed,
+    Closed => "closed",
     /// The caller's `AbortSignal` fired.
-    Aborted,
+    Aborted => "aborted",
     /// An argument (such as an account id) was refused before any request was made.
-    InvalidArgument,
+    InvalidArgument => "invalid_argument",
     /// The API refused the token even after one refresh (HTTP 401).
-    Unauthorized,
+    Unauthorized => "unauthorized",
     /// The API needs a scope the token lacks (HTTP 403 `insufficient_scope`).
-    InsufficientScope,
+    InsufficientScope => "insufficient_scope",
     /// HTTP 403 for another reason.
-    Forbidden,
+    Forbidden => "forbidden",
     /// HTTP 404.
-    NotFound,
+    NotFound => "not_found",
     /// HTTP 5xx from the API after the bounded retries.
-    ServerError,
+    ServerError => "server_error",
     /// Any other unexpected API status.
-    ApiError,
+    ApiError => "api_error",
+    /// A QPay client secret's `reveal()` called a second time (thrown by the JavaScript half:
+    /// the value is not kept after the first).
+    SecretConsumed => "secret_consumed",
 }
 
 impl ErrorCode {
-    /// The stable string form, as exposed to JavaScript.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::InvalidClient => "invalid_client",
-            ErrorCode::InvalidGrant => "invalid_grant",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::TokenEndpointError => "token_endpoint_error",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::Network => "network",
-            ErrorCode::InvalidResponse => "invalid_response",
-            ErrorCode::Config => "config",
-            ErrorCode::Closed => "closed",
-            ErrorCode::Aborted => "aborted",
-            ErrorCode::InvalidArgument => "invalid_argument",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::ServerError => "server_error",
-            ErrorCode::ApiError => "api_error",
-        }
-    }
-
     /// Maps an RFC 6749 §5.2 `error` value to a code; unknown values are a token endpoint error.
     pub fn from_oauth(error: &str) -> ErrorCode {
         match error {
