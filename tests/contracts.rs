@@ -57,6 +57,7 @@ fn once<'a>(items: Vec<&'a str>, what: &str) -> BTreeSet<&'a str> {
 }
 
 /// The same set on both sides; otherwise a failure naming what each side lacks.
+#[track_caller]
 fn assert_same(rust: &BTreeSet<&str>, other: &BTreeSet<&str>, other_name: &str) {
     let missing: Vec<_> = rust.difference(other).collect();
     let extra: Vec<_> = other.difference(rust).collect();
