@@ -15,6 +15,10 @@ const INDEX_D_TS: &str = include_str!("../pkg-template/index.d.ts");
 const README: &str = include_str!("../README.md");
 const SUPPORT_JS: &str = include_str!("../src/js/support.js");
 const NODE_HTTP_JS: &str = include_str!("../src/js/node-http.js");
+// Where the Rust sides live (the file that declares ErrorCode, the plan constants' file), for the
+// failure messages; BALANCES_RS is read to find every plan constant it declares.
+const ERROR_RS_PATH: &str = "src/core/error.rs";
+const BALANCES_RS_PATH: &str = "src/core/balances.rs";
 const BALANCES_RS: &str = include_str!("../src/core/balances.rs");
 
 /// The codes `as_str()` gives, each once.
@@ -63,7 +67,7 @@ fn assert_same(rust: &BTreeSet<&str>, other: &BTreeSet<&str>, other_name: &str) 
     let extra: Vec<_> = other.difference(rust).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "{other_name} has drifted from Rust's ErrorCode (src/core/error.rs, the source):\n  \
+        "{other_name} has drifted from Rust's ErrorCode ({ERROR_RS_PATH}, the source):\n  \
          in ErrorCode, not in {other_name}: {missing:?}\n  \
          in {other_name}, not in ErrorCode: {extra:?}"
     );
@@ -113,7 +117,7 @@ fn every_code_the_javascript_half_throws_is_an_error_code() {
                 let code = &literal[..literal.find('"').unwrap_or(0)];
                 assert!(
                     rust.contains(code),
-                    "src/js/{file} throws {code:?}, which is not in Rust's ErrorCode (src/core/error.rs)"
+                    "src/js/{file} throws {code:?}, which is not in Rust's ErrorCode ({ERROR_RS_PATH})"
                 );
                 thrown += 1;
             }
@@ -155,7 +159,7 @@ fn support_js_plan_bits_are_rusts() {
     assert_eq!(
         declared,
         rust.map(|(name, _)| name),
-        "the plan constants of src/core/balances.rs are not the ones this test checks"
+        "the plan constants of {BALANCES_RS_PATH} are not the ones this test checks"
     );
     // PLAN (set in every plan, so a plan is never 0) is the one bit support.js does not read:
     // it tells a plan from JSON text by typeof.
@@ -164,14 +168,14 @@ fn support_js_plan_bits_are_rusts() {
     assert_eq!(
         js.len(),
         expected.len(),
-        "support.js's PLAN_* constants {js:?} are not Rust's {expected:?} (src/core/balances.rs)"
+        "support.js's PLAN_* constants {js:?} are not Rust's {expected:?} ({BALANCES_RS_PATH})"
     );
     for (name, value) in expected {
         let found = js.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         assert_eq!(
             found,
             Some(value.to_string().as_str()),
-            "support.js's {name} is not Rust's {name} = {value} (src/core/balances.rs)"
+            "support.js's {name} is not Rust's {name} = {value} ({BALANCES_RS_PATH})"
         );
     }
     // asOf is a 2-bit field (support.js reads it as `(plan >> PLAN_AS_OF_SHIFT) & 3`), above the
@@ -199,6 +203,6 @@ fn support_js_as_of_names_are_rusts() {
     let js_names: Vec<_> = names.split(", ").map(|n| n.trim_matches('"')).collect();
     assert_eq!(
         js_names, AS_OF_NAMES,
-        "support.js's AS_OF_NAMES are not Rust's (src/core/balances.rs)"
+        "support.js's AS_OF_NAMES are not Rust's ({BALANCES_RS_PATH})"
     );
 }
