@@ -1,14 +1,14 @@
 //! The contracts shared with JavaScript and TypeScript, checked against their one source, the Rust
 //! definitions: the error codes (`ErrorCode::ALL`) against `index.d.ts`'s `QBankErrorCode`, the
 //! README's Errors table and the codes `support.js` throws; the balance plan bits
-//! (`core::balances::PLAN_*`, `AS_OF_NAMES`) against their copies in `support.js`. A code or a bit
+//! (`providers::qbank::balances::PLAN_*`, `AS_OF_NAMES`) against their copies in `support.js`. A code or a bit
 //! changed on one side only fails `cargo test` (and so `make test`), naming both sides.
 #![cfg(not(target_arch = "wasm32"))]
 
-use qbank_connect::core::balances::{
+use qbank_connect::oauth::ErrorCode;
+use qbank_connect::providers::qbank::balances::{
     AS_OF_NAMES, PLAN, PLAN_AS_OF_SHIFT, PLAN_AVAILABLE_CAMEL, PLAN_CURRENCY, PLAN_LEDGER_CAMEL,
 };
-use qbank_connect::core::ErrorCode;
 use std::collections::BTreeSet;
 
 const INDEX_D_TS: &str = include_str!("../pkg-template/index.d.ts");
@@ -17,9 +17,9 @@ const SUPPORT_JS: &str = include_str!("../src/js/support.js");
 const NODE_HTTP_JS: &str = include_str!("../src/js/node-http.js");
 // Where the Rust sides live (the file that declares ErrorCode, the plan constants' file), for the
 // failure messages; BALANCES_RS is read to find every plan constant it declares.
-const ERROR_RS_PATH: &str = "src/core/error.rs";
-const BALANCES_RS_PATH: &str = "src/core/balances.rs";
-const BALANCES_RS: &str = include_str!("../src/core/balances.rs");
+const ERROR_RS_PATH: &str = "src/oauth/error.rs";
+const BALANCES_RS_PATH: &str = "src/providers/qbank/balances.rs";
+const BALANCES_RS: &str = include_str!("../src/providers/qbank/balances.rs");
 
 /// The codes `as_str()` gives, each once.
 fn rust_codes() -> BTreeSet<&'static str> {
