@@ -3,8 +3,9 @@
 //! Not the `url` crate: it would bring IDNA tables into the wasm, and we want *fewer* URLs to
 //! parse, not more. This parser refuses everything on which URL parsers are known to disagree
 //! (backslashes, whitespace, control characters, non-ASCII, numeric host forms other than a
-//! dotted quad such as `127.1` or `0x7f.1`, `.`/`..` path segments, bad percent-escapes), so
-//! the URL checked here is exactly the URL that `fetch` will request.
+//! dotted quad such as `127.1` or `0x7f.1`, `.`/`..` path segments, bad percent-escapes), and
+//! every character that WHATWG `URL` would percent-encode (`"`, `<`, `` ` ``, …, and `'` in a
+//! query), so the URL checked here is exactly the URL that `fetch` will request.
 //!
 //! Error messages never repeat the URL: it may carry a password (`user:pw@`) or a key in the
 //! query.
@@ -439,6 +440,12 @@ pub(crate) fn split_path_query_fragment(
     }
     if let Some(q) = query {
         check_part(q, true)?;
+        if q.contains('\'') {
+            // WHATWG `URL` (so `fetch`) sends ' in the query of an http(s) URL as %27.
+            return Err(Invalid::new(
+                "its query contains ', which fetch would send as %27; write it as %27",
+            ));
+        }
     }
     if let Some(f) = fragment {
         check_part(f, true)?;
@@ -672,6 +679,23 @@ mod tests {
         assert!(reason("https://h/a[b]").contains("percent-encoded"));
         assert!(reason("https://h/a#b#c").contains("percent-encoded"));
         assert_eq!(parse_url("https://h/a%2Fb").unwrap().path, "/a%2Fb");
+    }
+
+    #[test]
+    fn a_quote_in_the_query_is_refused_because_fetch_would_send_it_as_27() {
+        for s in [
+            "https://h/a?name=O'Brien",
+            "https://h/?'",
+            "https://h?a=%27&b='",
+        ] {
+            let why = reason(s);
+            assert!(why.contains("%27"), "{s}: {why}");
+            assert!(!why.contains("Brien"), "{why}");
+        }
+        let u = parse_url("https://h/O'Brien?name=O%27Brien#it's").unwrap();
+        assert_eq!(u.path, "/O'Brien");
+        assert_eq!(u.query.as_deref(), Some("name=O%27Brien"));
+        assert_eq!(u.fragment.as_deref(), Some("it's"));
     }
 
     #[test]

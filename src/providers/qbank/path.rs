@@ -705,6 +705,24 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_in_the_query_is_refused_so_fetch_sends_what_was_checked() {
+        let b = "https://api.example.com/qbank/";
+        for p in [
+            "/v1/x?name=O'Brien",
+            "?'",
+            "https://api.example.com/x?a='b'",
+        ] {
+            let msg = refused(b, p);
+            assert!(msg.contains("%27"), "{p}: {msg}");
+            assert!(!msg.contains("Brien"), "{msg}");
+        }
+        assert_eq!(
+            resolved(b, "/v1/O'Brien?name=O%27Brien"),
+            "https://api.example.com/qbank/v1/O'Brien?name=O%27Brien"
+        );
+    }
+
+    #[test]
     fn scheme_like_inputs_are_read_as_urls_and_refused_unless_full() {
         let b = "https://api.example.com/";
         for p in [
