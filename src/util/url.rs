@@ -5,12 +5,13 @@
 //! (backslashes, whitespace, control characters, non-ASCII, numeric host forms other than a
 //! dotted quad such as `127.1` or `0x7f.1`, `.`/`..` path segments, bad percent-escapes), and
 //! every character that WHATWG `URL` would percent-encode (`"`, `<`, `` ` ``, …, and `'` in a
-//! query), so the URL checked here is exactly the URL that `fetch` will request.
+//! query); it writes scheme and host as WHATWG `URL` does (lower case, an IPv6 address
+//! compressed: `[::1]`). So the URL checked here is exactly the URL that `fetch` will request.
 //!
 //! Error messages never repeat the URL: it may carry a password (`user:pw@`) or a key in the
 //! query.
 
-use super::encode::{hex_value, is_unreserved};
+use super::encode::{hex_value, is_unreserved, push_hex};
 use super::{concat, find_bytes, push_u64, sub, tail, Invalid};
 use crate::prelude::*;
 
@@ -21,7 +22,8 @@ use crate::prelude::*;
 pub struct ParsedUrl {
     /// The scheme, lower-cased, without the `:` (`https`).
     pub scheme: String,
-    /// The host, lower-cased; an IPv6 address keeps its brackets (`[::1]`).
+    /// The host, lower-cased; an IPv6 address in brackets, written as WHATWG `URL` writes it
+    /// (`[0:0::1]` is `[::1]`).
     pub host: String,
     /// The port, if one was written (even when it is the scheme's default).
     pub port: Option<u16>,
@@ -237,11 +239,9 @@ fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), Invalid> {
         let close = bracketed
             .find(']')
             .ok_or(Invalid::new("an IPv6 address is missing its closing ]"))?;
-        if parse_ipv6(sub(bracketed, 0, close)).is_none() {
-            return Err(Invalid::new(
-                "the IPv6 address between [ ] is not valid (zone ids are not supported)",
-            ));
-        }
+        let groups = parse_ipv6(sub(bracketed, 0, close)).ok_or(Invalid::new(
+            "the IPv6 address between [ ] is not valid (zone ids are not supported)",
+        ))?;
         let after = tail(bracketed, close + 1);
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
@@ -252,20 +252,65 @@ fn parse_host_port(host_port: &str) -> Result<(String, Option<u16>), Invalid> {
                 ))
             }
         };
-        (sub(host_port, 0, close + 2), port)
+        (ipv6_host(&groups), port)
     } else {
         let (host, port) = match host_port.find(':') {
             Some(i) => (sub(host_port, 0, i), Some(tail(host_port, i + 1))),
             None => (host_port, None),
         };
         check_reg_name(host)?;
-        (host, port)
+        (host.to_ascii_lowercase(), port)
     };
     let port = match port {
         Some(p) => Some(parse_port(p)?),
         None => None,
     };
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host, port))
+}
+
+/// An IPv6 address in brackets, written as WHATWG `URL` (and so `fetch`) writes it: lower-case
+/// hex without leading zeros, the first longest run of two or more zero groups as `::`, and no
+/// dotted-quad tail (`[::FFFF:1.2.3.4]` is `[::ffff:102:304]`).
+fn ipv6_host(groups: &[u16; 8]) -> String {
+    // (start, length) of the first longest run of zero groups; none shorter than 2 counts.
+    let mut run = (groups.len(), 1);
+    let mut i = 0;
+    while i < groups.len() {
+        let start = i;
+        while groups.get(i) == Some(&0) {
+            i += 1;
+        }
+        if i - start > run.1 {
+            run = (start, i - start);
+        }
+        i += 1;
+    }
+    let mut out = String::from("[");
+    let mut digits = String::new();
+    let mut i = 0;
+    while let Some(&group) = groups.get(i) {
+        if i == run.0 {
+            out.push_str(if i == 0 { "::" } else { ":" });
+            i += run.1;
+            continue;
+        }
+        digits.clear();
+        for b in group.to_be_bytes() {
+            push_hex(&mut digits, b, true);
+        }
+        let significant = digits.trim_start_matches('0');
+        out.push_str(if significant.is_empty() {
+            "0"
+        } else {
+            significant
+        });
+        i += 1;
+        if i < groups.len() {
+            out.push(':');
+        }
+    }
+    out.push(']');
+    out
 }
 
 fn parse_port(p: &str) -> Result<u16, Invalid> {
@@ -558,7 +603,40 @@ mod tests {
         let u = parse_url("https://[2001:DB8::A]/").unwrap();
         assert_eq!(u.host, "[2001:db8::a]");
         let u = parse_url("https://[::ffff:192.0.2.1]/").unwrap();
-        assert_eq!(u.host, "[::ffff:192.0.2.1]");
+        assert_eq!(u.host, "[::ffff:c000:201]");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_written_as_whatwg_url_writes_them() {
+        // Each pair: what was configured, what `new URL(…).host` is (so what fetch requests).
+        for (written, whatwg) in [
+            ("[0:0:0:0:0:0:0:1]", "[::1]"),
+            ("[::0:1]", "[::1]"),
+            ("[::0000]", "[::]"),
+            ("[0::]", "[::]"),
+            ("[1:0:5092:FFFF:0::0:0]", "[1:0:5092:ffff::]"),
+            ("[0:b2:0::1:0:55eb]", "[0:b2::1:0:55eb]"),
+            ("[1:0:0:2:0:0:0:3]", "[1:0:0:2::3]"),
+            ("[0:0:1:0:0:1:0:0]", "[::1:0:0:1:0:0]"),
+            ("[1:0:2:0:3:0:4:0]", "[1:0:2:0:3:0:4:0]"),
+            ("[1:2:3:4:5:6:7:8]", "[1:2:3:4:5:6:7:8]"),
+            ("[0001:0db8::00a0]", "[1:db8::a0]"),
+            ("[::ffff:10.237.190.128]", "[::ffff:aed:be80]"),
+            (
+                "[5272::0000:0074:0:210.30.104.212]",
+                "[5272::74:0:d21e:68d4]",
+            ),
+        ] {
+            let u = parse_url(&concat(&["https://", written, ":8443/x"])).unwrap();
+            assert_eq!(u.host, whatwg, "{written}");
+            assert_eq!(u.href(), concat(&["https://", whatwg, ":8443/x"]));
+        }
+        // Still loopback (and only that) in any spelling.
+        let u = check_endpoint_url("tokenUrl", "http://[0:0:0:0:0:0:0:1]:9/t", true, false);
+        assert_eq!(u.unwrap().href(), "http://[::1]:9/t");
+        assert!(
+            check_endpoint_url("tokenUrl", "http://[::ffff:127.0.0.1]/t", true, false).is_err()
+        );
     }
 
     #[test]

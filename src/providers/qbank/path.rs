@@ -723,6 +723,18 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_origin_is_the_same_in_any_spelling() {
+        let b = "http://[0:0:0:0:0:0:0:1]:8080/api/";
+        assert_eq!(resolved(b, "/v1/x"), "http://[::1]:8080/api/v1/x");
+        assert_eq!(
+            resolved(b, "http://[::0:1]:8080/other"),
+            "http://[::1]:8080/other"
+        );
+        let msg = refused(b, "http://[::2]:8080/x");
+        assert!(msg.contains("origin http://[::1]:8080;"), "{msg}");
+    }
+
+    #[test]
     fn scheme_like_inputs_are_read_as_urls_and_refused_unless_full() {
         let b = "https://api.example.com/";
         for p in [
