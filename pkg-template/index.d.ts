@@ -85,7 +85,7 @@ export interface TokenStatus {
   expiresAt?: number;
   /** Token requests made so far. */
   tokenRequests: number;
-  /** Failed token requests since the last success. */
+  /** Failed token requests since the last success (a token already inside its expiry margin when it arrived counts as one). */
   consecutiveFailures: number;
   /** While backing off after failures: when the next token request is allowed (epoch ms). */
   retryAt?: number;

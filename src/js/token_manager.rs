@@ -426,31 +426,36 @@ impl Inner {
         .await
         .and_then(|resp| parse_token_response(&resp, now_ms()))
         .map_err(|e| cfg.scrub_error(e));
-        let failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
+        let mut failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
         *self.failed.borrow_mut() = answer.as_ref().err().map(|e| (id, e.clone()));
+        let failures = |me: &Self| me.cache.borrow().status(now_ms()).consecutive_failures;
+        let failures_before = failures(&self);
         let outcome = self.cache.borrow_mut().complete(id, now_ms(), answer);
         self.clear_slot();
         if self.flight.borrow().as_ref().is_some_and(|(f, _)| *f == id) {
             *self.flight.borrow_mut() = None;
         }
-        match failure {
-            None => {
-                let expires = outcome.as_ref().map_or(0, |t| t.expires_at);
-                self.emit(
-                    "token_acquired",
-                    &[("expiresAt", JsValue::from(expires as f64))],
-                );
+        if failure.is_none() {
+            let expires = outcome.as_ref().map_or(0, |t| t.expires_at);
+            self.emit(
+                "token_acquired",
+                &[("expiresAt", JsValue::from(expires as f64))],
+            );
+            // A token already inside its expiry margin on arrival counts as a failure in the
+            // cache (it backs off): said the way failures are, with no token in the event.
+            if failures(&self) > failures_before {
+                failure = self.cache.borrow().backoff_error().map(|e| (e.code, None));
             }
-            Some((code, retry)) => {
-                let mut extra = vec![
-                    ("code", JsValue::from_str(code.as_str())),
-                    ("background", JsValue::from_bool(background)),
-                ];
-                if let Some(ms) = retry {
-                    extra.push(("retryAfterMs", JsValue::from(ms as f64)));
-                }
-                self.emit("token_refresh_failed", &extra);
+        }
+        if let Some((code, retry)) = failure {
+            let mut extra = vec![
+                ("code", JsValue::from_str(code.as_str())),
+                ("background", JsValue::from_bool(background)),
+            ];
+            if let Some(ms) = retry {
+                extra.push(("retryAfterMs", JsValue::from(ms as f64)));
             }
+            self.emit("token_refresh_failed", &extra);
         }
         if self.closed.get() {
             return Err(to_js(&closed_error()));

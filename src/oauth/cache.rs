@@ -34,6 +34,10 @@
 //! - Failures are handed to the waiters of that request and not cached, except that after two
 //!   failures in a row (or a server's `Retry-After`) callers without a valid token fail fast
 //!   until the backoff time.
+//! - A token already inside its expiry margin when it arrives goes to the waiters of its request
+//!   and counts as a failure for the backoff (code `invalid_response`), so the endpoint is not
+//!   asked again on every poll; while it has not expired it is served in that backoff, like a
+//!   valid token after failures. Only a token whose margin is still ahead resets the backoff.
 //! - Static stability: while the current token is still valid, a failed refresh never fails a
 //!   caller; the token keeps being served and the refresh is retried after a backoff.
 //! - `invalid_client` is never retried in the background; only a caller's poll tries again.
@@ -128,7 +132,8 @@ pub struct Status {
     pub expires_at: Option<Millis>,
     /// How many token requests were started (every [`Poll::Fetch`] and [`Poll::ReadyAndRefresh`]).
     pub token_requests: u64,
-    /// Failed token requests since the last success.
+    /// Failed token requests since the last success (a token already inside its expiry margin
+    /// when it arrived counts as a failure).
     pub consecutive_failures: u32,
     /// When the next token request is allowed after a failure, if backing off.
     pub retry_at: Option<Millis>,
@@ -246,8 +251,9 @@ impl TokenCache {
     /// Feeds back the result of the request started for `flight`, received at `now`.
     ///
     /// Returns what the callers waiting on that flight get: the new token (cached unless it is
-    /// already at its wait point: then it is "use once", handed over but not cached), or, when the
-    /// request failed, the still-valid current token (static stability), or the error.
+    /// already at its wait point: then it is "use once", handed over, kept only to be served in
+    /// the backoff it starts, see the [module docs](self)), or, when the request failed, the
+    /// still-valid current token (static stability), or the error.
     ///
     /// A completion for an unknown or already completed flight changes nothing; its waiters get
     /// the still-valid current token, the answer itself if the flight was given up after
@@ -269,14 +275,27 @@ impl TokenCache {
                 let schedule =
                     self.policy
                         .schedule(sent.sent_at, token.expires_at, self.rng.next_u64());
-                self.backoff = None;
                 self.halted = false;
+                let current = Current {
+                    token: token.clone(),
+                    refresh_at: schedule.refresh_at,
+                    wait_at: schedule.wait_at,
+                };
                 if now < schedule.wait_at {
-                    self.current = Some(Current {
-                        token: token.clone(),
-                        refresh_at: schedule.refresh_at,
-                        wait_at: schedule.wait_at,
-                    });
+                    self.backoff = None;
+                    self.current = Some(current);
+                } else {
+                    // Already inside its expiry margin on arrival: asking again at once would
+                    // likely get the same, on every poll. Back off as after a failure; kept only
+                    // for static stability (served in the backoff while valid, as after failures).
+                    let keep_old = self
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| now < c.wait_at || token.expires_at <= c.token.expires_at);
+                    if now < token.expires_at && !keep_old {
+                        self.current = Some(current);
+                    }
+                    self.back_off(now, expiring_on_arrival());
                 }
                 Ok(token)
             }
@@ -345,6 +364,12 @@ impl TokenCache {
         (until > now).then_some(until)
     }
 
+    /// The error the cache is backing off after, if it is: the last failure, or the
+    /// `invalid_response` recorded for a token that arrived already inside its expiry margin.
+    pub fn backoff_error(&self) -> Option<&Error> {
+        self.backoff.as_ref().map(|b| &b.error)
+    }
+
     /// A snapshot of the cache at `now`.
     pub fn status(&self, now: Millis) -> Status {
         let (t, back) = self.view(now);
@@ -397,6 +422,23 @@ impl TokenCache {
     }
 
     fn record_failure(&mut self, now: Millis, mut error: Error) -> Result<CachedToken, Error> {
+        if error.code == ErrorCode::InvalidClient {
+            self.halted = true;
+        }
+        let (delay, fail_fast) = self.back_off(now, error.clone());
+        if let Some(token) = self.valid_token(now) {
+            return Ok(token);
+        }
+        if fail_fast {
+            error.retry_after_ms = Some(delay);
+        }
+        Err(error)
+    }
+
+    /// Counts one more failure in a row and sets the next retry time (the backoff schedule of
+    /// [`RefreshPolicy::backoff_ms`]). Returns the delay and whether callers without a valid token
+    /// now fail fast.
+    fn back_off(&mut self, now: Millis, error: Error) -> (u64, bool) {
         let (failures, previous) = self
             .backoff
             .as_ref()
@@ -410,23 +452,14 @@ impl TokenCache {
         );
         let server_asked = error.retry_after_ms.is_some_and(|ms| ms > 0);
         let fail_fast = failures >= 2 || server_asked;
-        if error.code == ErrorCode::InvalidClient {
-            self.halted = true;
-        }
         self.backoff = Some(Backoff {
             failures,
             retry_at: now.saturating_add(delay),
             last_delay_ms: delay,
             fail_fast,
-            error: error.clone(),
+            error,
         });
-        if let Some(token) = self.valid_token(now) {
-            return Ok(token);
-        }
-        if fail_fast {
-            error.retry_after_ms = Some(delay);
-        }
-        Err(error)
+        (delay, fail_fast)
     }
 
     fn complete_stale(
@@ -494,6 +527,18 @@ impl TokenCache {
     fn view(&self, now: Millis) -> (Millis, Millis) {
         (now.max(self.last_now), self.last_now.saturating_sub(now))
     }
+}
+
+/// What a token that arrived already inside its expiry margin counts as, for the backoff (and for
+/// callers failing fast in it once it has expired too).
+fn expiring_on_arrival() -> Error {
+    Error::new(
+        ErrorCode::InvalidResponse,
+        "the token endpoint answered a token that was already inside its expiry margin when it \
+         arrived (an expires_in shorter than the round trip, a JWT exp in the past, or clocks \
+         that disagree); the next token request waits for the backoff",
+    )
+    .reached(true)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

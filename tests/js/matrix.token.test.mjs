@@ -477,6 +477,53 @@ describe("fault matrix: token endpoint", { timeout: 120_000 }, () => {
     assert.equal(tokenRequests(), 2);
   });
 
+  rec.it("expires_in 0 on every answer: one request per backoff step, not one per call; token_refresh_failed invalid_response (no token in it); a good token resets the backoff", async () => {
+    const dud = plant();
+    sb.control.addFault({ target: "token", status: 200, count: 3, body: tokenBody({ access_token: dud, expires_in: 0 }) });
+    const m = manager({ fetch: httpFetch });
+    // The first two calls each get a token born expired (one such answer is retried at once,
+    // like one failure); from then on the manager backs off instead of asking on every call.
+    assert.equal((await getToken(m.tm)).accessToken, dud);
+    assert.equal((await getToken(m.tm)).accessToken, dud);
+    const rejected = [];
+    for (let i = 0; i < 20; i += 1) rejected.push(await rejectionOf(m.tm.getToken()));
+    await sleep(NO_RETRY_WATCH_MS);
+    assert.equal(tokenRequests(), 2, "20 calls in the backoff: no token request");
+    for (const err of rejected) {
+      assertQBankError(err, "invalid_response");
+      assert.ok(err.retryAfterMs > 0, `fails fast with retryAfterMs (${err.retryAfterMs})`);
+    }
+    assert.equal(m.tm.status.consecutiveFailures, 2);
+    assert.ok(m.tm.status.retryAt > Date.now(), "status.retryAt is in the future");
+    assert.deepEqual(
+      m.events.map((e) => [e.event.type, e.event.code, e.event.background]),
+      [
+        ["token_requested", undefined, false],
+        ["token_acquired", undefined, undefined],
+        ["token_refresh_failed", "invalid_response", false],
+        ["token_requested", undefined, false],
+        ["token_acquired", undefined, undefined],
+        ["token_refresh_failed", "invalid_response", false],
+      ],
+    );
+    // At the retry time: one request (the third dud), then the backoff again.
+    clock.set(m.tm.status.retryAt + 1);
+    assert.equal((await getToken(m.tm)).accessToken, dud);
+    assertQBankError(await rejectionOf(m.tm.getToken()), "invalid_response");
+    assert.equal(tokenRequests(), 3);
+    assert.equal(m.tm.status.consecutiveFailures, 3);
+    // The server answers a normal token again: the backoff is over, the token is cached.
+    clock.set(m.tm.status.retryAt + 1);
+    const good = await getToken(m.tm);
+    assertToken(good);
+    assert.equal(tokenRequests(), 4);
+    assert.equal(m.tm.status.consecutiveFailures, 0);
+    assert.equal(m.tm.status.retryAt, undefined);
+    assert.equal((await getToken(m.tm)).accessToken, good.accessToken);
+    assert.equal(tokenRequests(), 4);
+    assertClean(m, rejected);
+  });
+
   rec.it("a JWT with exp and no expires_in: expiresAt is exp", async () => {
     const exp = nowS() + 900;
     const token = jwt({ sub: "c", exp });

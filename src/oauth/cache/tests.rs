@@ -237,6 +237,175 @@ fn token_arriving_after_its_wait_point_is_used_once_not_cached() {
     assert_eq!(burst(&mut c, T0 + 9_500, 3), [1, 0, 0, 2, 0]);
 }
 
+// ---- tokens already inside their expiry margin on arrival ----
+
+/// Polls every `step` ms from `from` until `to`; every token request it is told to start is
+/// answered at once by `answer_at(sent_at)` (received `delay` ms after the send, before the next
+/// poll). Returns when the requests were sent, and the codes of the polls that failed fast.
+fn poll_every(
+    c: &mut TokenCache,
+    (from, to, step): (Millis, Millis, u64),
+    delay: u64,
+    answer_at: impl Fn(Millis) -> TokenResponse,
+) -> (Vec<Millis>, Vec<ErrorCode>) {
+    let (mut sends, mut fails) = (Vec::new(), Vec::new());
+    let mut now = from;
+    while now < to {
+        match c.poll(now, false) {
+            Poll::Fetch(f) | Poll::ReadyAndRefresh(_, f) => {
+                sends.push(now);
+                c.complete(f.id, now + delay, Ok(answer_at(now)))
+                    .expect("the waiters get the token");
+            }
+            Poll::Fail(e) => fails.push(e.code),
+            Poll::Ready(_) => {}
+            Poll::Wait(id) => panic!("{id:?} was completed"),
+        }
+        now += step;
+    }
+    (sends, fails)
+}
+
+/// Gaps between request sends, in whole seconds.
+fn gaps_s(sends: &[Millis]) -> Vec<u64> {
+    sends.windows(2).map(|w| (w[1] - w[0]) / S).collect()
+}
+
+#[test]
+fn tokens_already_expired_on_arrival_make_one_request_per_backoff_step_not_per_poll() {
+    let mut c = cache();
+    // expires_in 0 on every answer: each token is inside its margin (expired, even) on arrival.
+    // One caller polls every 100 ms for ten minutes: 6,000 polls.
+    let (sends, fails) = poll_every(&mut c, (T0, T0 + 600 * S, 100), 0, |_| answer("dud", 0));
+    // As after failures: the first one is retried by the next poll, then the backoff doubles
+    // (2, 4, 8, 16, 32 s) up to the cap (60 s). Not one request per poll.
+    assert_eq!(sends[..2], [T0, T0 + 100]);
+    assert_eq!(
+        gaps_s(&sends[1..]),
+        [2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60, 60, 60]
+    );
+    assert_eq!(c.status(T0 + 600 * S).token_requests, 15);
+    // Every other poll failed fast, with the code a useless answer counts as.
+    assert_eq!(fails.len(), 6_000 - 15);
+    assert!(fails.iter().all(|&code| code == ErrorCode::InvalidResponse));
+    let status = c.status(T0 + 600 * S);
+    assert_eq!(status.consecutive_failures, 15);
+    assert!(status.retry_at.is_some_and(|at| at > T0 + 600 * S));
+    let error = c.backoff_error().expect("backing off");
+    assert_eq!(error.code, ErrorCode::InvalidResponse);
+    assert!(error.may_have_reached_server);
+    let fast = fail(c.poll(T0 + 600 * S, false));
+    assert_eq!(
+        fast.retry_after_ms,
+        Some(status.retry_at.unwrap() - (T0 + 600 * S))
+    );
+}
+
+#[test]
+fn a_token_inside_its_margin_is_served_in_the_backoff_while_it_has_not_expired() {
+    let mut c = cache();
+    // A 10 s token whose answer takes 9.5 s: its wait point (9 s) is behind it when it arrives.
+    let first = fetch(&mut c, T0);
+    let got = c
+        .complete(first.id, T0 + 9_500, Ok(answer("slow-1", 10)))
+        .unwrap();
+    assert_eq!(got.access_token.expose(), "slow-1", "its waiters get it");
+    assert_eq!(c.status(T0 + 9_500).consecutive_failures, 1);
+    // One useless answer is retried by the next caller, like one failure.
+    let second = fetch(&mut c, T0 + 9_500);
+    let got = c
+        .complete(second.id, T0 + 19_000, Ok(answer("slow-2", 10)))
+        .unwrap();
+    // Two in a row: backing off until 19 s + 2 s. slow-2 lives until 9.5 s + 10 s = 19.5 s.
+    assert_eq!(c.status(T0 + 19_000).retry_at, Some(T0 + 21 * S));
+    assert_eq!(c.status(T0 + 19_000).state, CacheState::Valid);
+    assert_eq!(burst(&mut c, T0 + 19_499, 50), [0, 0, 50, 0, 0]);
+    assert_eq!(ready(c.poll(T0 + 19_499, false)), got);
+    // Expired, still backing off: fail fast (no request) until the retry time.
+    assert_eq!(burst(&mut c, T0 + 19_500, 50), [0, 0, 0, 0, 50]);
+    assert_eq!(burst(&mut c, T0 + 21 * S - 1, 50), [0, 0, 0, 0, 50]);
+    assert_eq!(burst(&mut c, T0 + 21 * S, 50), [1, 0, 0, 49, 0]);
+    assert_eq!(c.status(T0 + 21 * S).token_requests, 3);
+}
+
+#[test]
+fn a_good_token_resets_the_backoff_after_tokens_inside_their_margin() {
+    let mut c = cache();
+    let (sends, _) = poll_every(&mut c, (T0, T0 + 10 * S, 100), 0, |_| answer("dud", 0));
+    assert_eq!(sends.len(), 4, "0, 0.1, 2.1 and 6.1 s");
+    assert_eq!(c.status(T0 + 10 * S).consecutive_failures, 4);
+    let retry_at = c.status(T0 + 10 * S).retry_at.unwrap();
+    let good = warm(&mut c, retry_at, "good", 300);
+    let status = c.status(retry_at + S);
+    assert_eq!((status.consecutive_failures, status.retry_at), (0, None));
+    assert_eq!(c.backoff_error(), None);
+    assert_eq!(ready(c.poll(retry_at + S, false)), good);
+    // The next useless token starts the schedule from the beginning again.
+    let expiry = good.expires_at;
+    let (sends, _) = poll_every(&mut c, (expiry, expiry + 10 * S, 100), 0, |_| {
+        answer("dud", 0)
+    });
+    assert_eq!(
+        sends,
+        [expiry, expiry + 100, expiry + 2_100, expiry + 6_100]
+    );
+}
+
+#[test]
+fn a_background_refresh_answered_inside_the_margin_keeps_the_old_token_and_backs_off() {
+    let mut c = cache();
+    let old = warm(&mut c, T0, "old", 3600);
+    let refresh_at = T0 + 55 * 60 * S;
+    // From the refresh point on, every refresh gets a token born expired; the caller polls every
+    // 100 ms for two minutes, and the old token (valid until 60 min) is what it is served.
+    let (sends, fails) = poll_every(&mut c, (refresh_at, refresh_at + 120 * S, 100), 0, |_| {
+        answer("dud", 0)
+    });
+    assert!(fails.is_empty(), "the old token is still valid");
+    // Background refreshes wait for the backoff as after failures (1, 2, 4, …, 60 s).
+    assert_eq!(gaps_s(&sends), [1, 2, 4, 8, 16, 32]);
+    assert_eq!(ready(c.poll(refresh_at + 120 * S, false)), old);
+    assert_eq!(
+        c.status(refresh_at + 120 * S).expires_at,
+        Some(old.expires_at)
+    );
+    assert_eq!(
+        c.next_wakeup(refresh_at + 120 * S),
+        c.status(refresh_at + 120 * S).retry_at,
+        "the timer waits for the backoff too"
+    );
+}
+
+#[test]
+fn tokens_inside_their_margin_get_the_jittered_capped_backoff_of_failures() {
+    // The default policy: decorrelated jitter, base 1 s, cap 60 s.
+    let policy = RefreshPolicy::default();
+    let mut c = TokenCache::new(policy, 11);
+    let (sends, _) = poll_every(&mut c, (T0, T0 + 3_600 * S, 100), 0, |sent| TokenResponse {
+        expires_in_ms: None,
+        // A JWT exp a minute behind our clock (a server clock that disagrees).
+        jwt_exp_ms: Some(sent - 60 * S),
+        ..answer("skewed", 0)
+    });
+    let delays: Vec<u64> = sends[1..].windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(delays.len() > 60, "about one request a minute at most");
+    let mut previous = 0;
+    for &d in &delays {
+        // Whole polls of 100 ms: the request goes out at the first poll at or after retry_at.
+        let top = (previous.max(policy.backoff_base_ms) * 3).min(policy.backoff_cap_ms);
+        assert!(
+            d >= policy.backoff_base_ms && d <= top + 100,
+            "{d} after {previous}"
+        );
+        previous = d;
+    }
+    assert!(delays.iter().any(|&d| d != delays[0]), "jittered");
+    assert!(
+        delays.iter().all(|&d| d <= policy.backoff_cap_ms + 100),
+        "capped"
+    );
+}
+
 #[test]
 fn lifetime_shorter_than_the_margin_is_cached_for_nine_tenths_of_it() {
     let mut c = cache();
