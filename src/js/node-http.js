@@ -70,6 +70,12 @@ function targetOf(url) {
   return t;
 }
 
+/**
+ * An OAuth token request as oauth::token builds it (RFC 6749 §4.4: a form whose first field is grant_type).
+ * @param {{ method: string, body?: string | null }} r
+ */
+const isTokenRequest = (r) => r.method === "POST" && typeof r.body === "string" && r.body.startsWith("grant_type=");
+
 function attempt(r, resolve, mayRetry) {
   const { target } = r;
   if (r.signal && r.signal.aborted) return resolve({ ok: false, kind: "aborted", answered: false, sent: false });
@@ -97,7 +103,8 @@ function attempt(r, resolve, mayRetry) {
   const timer = setTimeout(() => fail("timeout"), r.timeoutMs);
   const unlisten = listen(r.signal, () => fail("aborted"));
   try {
-    req = r.transport.lib.request({ ...target.options, method: r.method, headers, agent: r.transport.agent });
+    // The resend (mayRetry false) gets a connection of its own (agent: false), not a pooled one.
+    req = r.transport.lib.request({ ...target.options, method: r.method, headers, agent: mayRetry && r.transport.agent });
   } catch (e) {
     // Refused synchronously (e.g. a header value Node will not send): nothing left.
     req = { destroy() {} };
@@ -105,8 +112,14 @@ function attempt(r, resolve, mayRetry) {
   }
   req.on("error", (e) => {
     // The keep-alive race: the server closed an idle socket as we reused it. A GET is sent
-    // again, once, on a new socket (what Node's documentation recommends).
-    if (!answered && mayRetry && r.method === "GET" && req.reusedSocket && STALE_SOCKET.includes(e && e.code)) {
+    // again, once, on a new connection outside the pool (what Node's documentation recommends;
+    // another pooled socket, idle as long, may be closed too). So is a token request (a POST
+    // whose form body starts with grant_type=, as oauth::token builds it), exactly when: it went
+    // out on a reused keep-alive socket, failed with ECONNRESET or EPIPE, no byte of an answer
+    // had come, and it is not already the resend. Then the server most likely closed the socket
+    // before reading it; and had it read it, a token request only mints a token nobody will see,
+    // so a second one changes nothing. Any other POST, PUT or DELETE is never sent twice.
+    if (!answered && mayRetry && (r.method === "GET" || isTokenRequest(r)) && req.reusedSocket && STALE_SOCKET.includes(e && e.code)) {
       settle(() => attempt(r, resolve, false));
       return;
     }

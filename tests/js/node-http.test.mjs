@@ -1,20 +1,24 @@
 // The Node transport (src/js/node-http.js): what the package's Node entry uses instead of fetch
 // for clients without a `fetch` option. The fault matrices already run every API and token fault
 // through it (and through fetch); this file covers what only a transport of its own can get
-// wrong: the keep-alive race (a GET written to a socket the server is closing is sent again once;
-// a POST is not), bodies a server compresses although nobody asked, a BOM, and that a timeout or
+// wrong: the keep-alive race (a GET or a token POST written to a socket the server is closing is
+// sent again once, on a fresh connection; any other POST is not), bodies a server compresses although nobody asked, a BOM, and that a timeout or
 // an abort really closes the connection, and that HTTPS verifies certificates. The server is a raw
 // TCP one, so every socket is seen.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import zlib from "node:zlib";
 import { PKG_URL, QBankClient, TokenManager, rejectionOf, assertQBankError } from "./token-support.mjs";
+
+const { QPayCredentials } = await import(PKG_URL);
+const CONNECTION = Symbol("connection number");
 
 const TOKEN = JSON.stringify({ access_token: "node-http-token-1", token_type: "Bearer", expires_in: 3600 });
 const BALANCE = JSON.stringify({ account_id: "acct-1", available_balance: "10.50", ledger_balance: "11.00", currency: "EUR" });
@@ -162,15 +166,60 @@ new QBankClient({ environment: { tokenUrl: "${s.url}/token", apiBaseUrl: "${s.ur
     assert.deepEqual(s.requests.map((r) => `${r.method}@${r.connection}`), ["POST@0", "GET@0", "GET@0", "GET@1"], "one retry, on a fresh socket, and no more");
   });
 
-  it("a token POST on a dropped keep-alive socket is not sent again: network, may have reached the server", async () => {
-    const s = await rawServer((r) => (r.onConnection === 1 ? "drop" : { body: TOKEN }));
+  it("the keep-alive race on a token POST: a server that closes its idle keep-alive socket as the POST is written gets it once, on a fresh connection", async () => {
+    const posts = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        posts.push(`${req.method} ${req.url} on connection ${req.socket[CONNECTION]}`);
+        res.setHeader("content-type", "application/json");
+        res.end(TOKEN);
+      });
+    });
+    let connections = 0;
+    server.on("connection", (socket) => (socket[CONNECTION] = connections++));
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const tm = new TokenManager({ tokenUrl: `http://127.0.0.1:${server.address().port}/token`, clientId: "c", clientSecret: "node-http-secret-value", allowInsecureHttp: true, autoRefresh: false });
+      clients.push(tm);
+      await tm.getToken();
+      await new Promise((resolve) => setImmediate(resolve)); // the socket is parked idle on both sides
+      // The server closes its idle keep-alive connections (what its keepAliveTimeout does), and in
+      // the same turn of the event loop, before the client can see that close, the next token
+      // POST is written to the pooled socket.
+      server.closeIdleConnections();
+      const t = await tm.getToken({ forceRefresh: true });
+      assert.equal(t.accessToken, "node-http-token-1", "the token arrived");
+      assert.deepEqual(posts, ["POST /token on connection 0", "POST /token on connection 1"], "exactly one POST of the second getToken reached the server, on a fresh connection");
+      assert.equal(tm.status.tokenRequests, 2);
+      assert.equal(tm.status.consecutiveFailures, 0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("a token POST dropped on a reused socket is sent once more on a fresh connection, and not a third time: network, may have reached the server", async () => {
+    const s = await rawServer((r) => (r.onConnection === 1 || r.connection === 1 ? "drop" : { body: TOKEN }));
     servers.push(s);
     const tm = new TokenManager({ tokenUrl: `${s.url}/token`, clientId: "c", clientSecret: "node-http-secret-value", allowInsecureHttp: true, autoRefresh: false });
     clients.push(tm);
     await tm.getToken();
     const err = await rejectionOf(tm.getToken({ forceRefresh: true }));
     assertQBankError(err, "network", { mayHaveReachedServer: true });
-    assert.deepEqual(s.requests.map((r) => `${r.method}@${r.connection}`), ["POST@0", "POST@0"]);
+    assert.deepEqual(s.requests.map((r) => `${r.method}@${r.connection}`), ["POST@0", "POST@0", "POST@1"]);
+  });
+
+  it("any other POST on a dropped keep-alive socket is not sent again (QPay's createClient): network, may have reached the server", async () => {
+    const s = await rawServer((r) => (r.path.endsWith("/token") ? { body: TOKEN } : "drop"));
+    servers.push(s);
+    const creds = await QPayCredentials.signIn({ baseUrl: s.url, allowInsecureHttp: true, username: "u", password: "node-http-password" });
+    const err = await rejectionOf(creds.createClient({ tenantId: "t-1", name: "n", roles: ["issuer"] }));
+    assertQBankError(err, "network", { mayHaveReachedServer: true });
+    assert.deepEqual(s.requests.map((r) => `${r.method} ${r.path}@${r.connection}`), [
+      "POST /auth/realms/qpay/protocol/openid-connect/token@0",
+      "POST /credentials/clients@0",
+    ]);
   });
 
   for (const [encoding, compress] of [
