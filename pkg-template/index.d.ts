@@ -245,6 +245,16 @@ export interface QPayClientRecord {
   [field: string]: unknown;
 }
 
+/** One client of listClients(): typed, never its secret (one in QPay's answer is dropped). */
+export interface QPayClientSummary {
+  /** The record id (for getClient, updateClientRoles, deleteClient). */
+  id: string;
+  clientId: string;
+  tenantId?: string;
+  name?: string;
+  roles?: string[];
+}
+
 /** The QPay Credentials API, authorized by a user's 5-minute token. */
 export declare class QPayCredentials {
   private constructor();
@@ -253,6 +263,8 @@ export declare class QPayCredentials {
   whoami(): Promise<QPayWhoAmI>;
   roles(): Promise<string[]>;
   createClient(spec: { tenantId: string; name: string; roles: string[] }): Promise<QPayCreatedClient>;
+  /** GET /credentials/clients: your tenant's clients. */
+  listClients(): Promise<QPayClientSummary[]>;
   getClient(id: string): Promise<QPayClientRecord>;
   updateClientRoles(id: string, roles: string[]): Promise<QPayClientRecord>;
   deleteClient(id: string): Promise<void>;

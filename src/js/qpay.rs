@@ -191,6 +191,11 @@ fn record_to_js(v: &Json) -> JsValue {
     o.into()
 }
 
+/// A list of names as a JS array of strings.
+fn names(list: &[String]) -> Array {
+    list.iter().map(|r| JsValue::from_str(r)).collect()
+}
+
 /// A bad argument object is the caller's mistake in a call, not in configuration.
 fn as_argument(mut e: Error) -> Error {
     if e.code == ErrorCode::Config {
@@ -205,6 +210,7 @@ enum Answer {
     Roles,
     Created,
     Record,
+    Clients,
     Nothing,
 }
 
@@ -221,11 +227,7 @@ impl Answer {
                 }
                 o.into()
             }
-            Answer::Roles => qpay::roles_from_json(v)?
-                .iter()
-                .map(|r| JsValue::from_str(r))
-                .collect::<Array>()
-                .into(),
+            Answer::Roles => names(&qpay::roles_from_json(v)?).into(),
             Answer::Created => {
                 let c = qpay::created_from_json(v)?;
                 let o = Object::new();
@@ -240,6 +242,25 @@ impl Answer {
                 o.into()
             }
             Answer::Record => record_to_js(v),
+            Answer::Clients => qpay::clients_from_json(v)?
+                .iter()
+                .map(|c| {
+                    let o = Object::new();
+                    set(&o, "id", &JsValue::from_str(&c.id));
+                    set(&o, "clientId", &JsValue::from_str(&c.client_id));
+                    if let Some(t) = &c.tenant_id {
+                        set(&o, "tenantId", &JsValue::from_str(t));
+                    }
+                    if let Some(n) = &c.name {
+                        set(&o, "name", &JsValue::from_str(n));
+                    }
+                    if let Some(roles) = &c.roles {
+                        set(&o, "roles", &names(roles));
+                    }
+                    JsValue::from(o)
+                })
+                .collect::<Array>()
+                .into(),
             Answer::Nothing => JsValue::UNDEFINED,
         })
     }
@@ -396,6 +417,14 @@ impl QPayCredentials {
             }
             Err(e) => Promise::reject(&to_js(&e)),
         }
+    }
+
+    /// `GET /credentials/clients`: this tenant's clients, `[{ id, clientId, tenantId?, name?,
+    /// roles? }]`, never a secret (one in the answer is dropped).
+    #[wasm_bindgen(js_name = listClients)]
+    pub fn list_clients(&self) -> Promise {
+        let url = qpay::credentials_url(&self.session.place.base, "/clients");
+        self.run("GET", Ok(url), None, Answer::Clients)
     }
 
     /// The client record (never its secret).

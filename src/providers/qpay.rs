@@ -211,22 +211,72 @@ pub fn created_from_json(v: &Json) -> Result<CreatedClient, Error> {
     })
 }
 
-/// Reads a roles answer: a list of names, as an array or under `roles`, items as strings or
-/// objects with a `name`.
-pub fn roles_from_json(v: &Json) -> Result<Vec<String>, Error> {
-    let list = match v {
-        Json::Array(items) => items.as_slice(),
+/// An answer's list: the answer itself when it is an array, else its member `key`.
+fn list_in<'v, 'a>(v: &'v Json<'a>, key: &str, missing: &str) -> Result<&'v [Json<'a>], Error> {
+    match v {
+        Json::Array(items) => Ok(items.as_slice()),
         other => other
-            .get("roles")
+            .get(key)
             .and_then(Json::as_array)
-            .ok_or_else(|| invalid("has no roles list"))?,
-    };
+            .ok_or_else(|| invalid(missing)),
+    }
+}
+
+/// Role names, each a string or an object with a `name`.
+fn role_names(list: &[Json]) -> Result<Vec<String>, Error> {
     list.iter()
         .map(|r| {
             r.as_str()
                 .or_else(|| r.get("name").and_then(Json::as_str))
                 .map(String::from)
                 .ok_or_else(|| invalid("has a role that is not a name"))
+        })
+        .collect()
+}
+
+/// Reads a roles answer: a list of names, as an array or under `roles`, items as strings or
+/// objects with a `name`.
+pub fn roles_from_json(v: &Json) -> Result<Vec<String>, Error> {
+    role_names(list_in(v, "roles", "has no roles list")?)
+}
+
+/// One client of `GET /credentials/clients`. There is no secret field: one in the answer is
+/// never read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSummary {
+    /// The internal record id (for get, update and delete).
+    pub id: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The tenant it belongs to, if the answer says.
+    pub tenant_id: Option<String>,
+    /// Its name, if the answer says.
+    pub name: Option<String>,
+    /// Its roles, if the answer says.
+    pub roles: Option<Vec<String>>,
+}
+
+/// Reads a list-clients answer: the records as an array or under `clients`. The document shows
+/// no paging, so none is followed. Each record needs its `id` and `client_id`.
+pub fn clients_from_json(v: &Json) -> Result<Vec<ClientSummary>, Error> {
+    list_in(v, "clients", "has no clients list")?
+        .iter()
+        .map(|c| {
+            if c.as_object().is_none() {
+                return Err(invalid("has a client that is not a JSON object"));
+            }
+            let roles = match c.get("roles") {
+                None | Some(Json::Null) => None,
+                Some(Json::Array(list)) => Some(role_names(list)?),
+                Some(_) => return Err(invalid("has a client whose roles are not a list")),
+            };
+            Ok(ClientSummary {
+                id: required(c, "id", "id")?.into(),
+                client_id: required(c, "client_id", "clientId")?.into(),
+                tenant_id: string_field(c, "tenant_id", "tenantId").map(String::from),
+                name: string_field(c, "name", "name").map(String::from),
+                roles,
+            })
         })
         .collect()
 }
@@ -396,6 +446,81 @@ mod tests {
         );
         assert_eq!(
             parse_body("3").unwrap_err().code,
+            ErrorCode::InvalidResponse
+        );
+    }
+
+    fn parse_clients(body: &str) -> Result<Vec<ClientSummary>, Error> {
+        clients_from_json(&parse_body(body)?)
+    }
+
+    #[test]
+    fn client_lists_are_read_in_either_spelling_and_shape() {
+        let list = parse_clients(
+            r#"[{"id":"r1","client_id":"c1","tenant_id":"t-1","name":"n","roles":["issuer"]},
+                {"id":"r2","clientId":"c2","tenantId":"t-1","roles":[{"name":"issuer"}]},
+                {"id":"r3","client_id":"c3","roles":null}]"#,
+        )
+        .unwrap();
+        let summary = |id: &str, client_id: &str, tenant_id: Option<&str>, name: Option<&str>| {
+            ClientSummary {
+                id: id.into(),
+                client_id: client_id.into(),
+                tenant_id: tenant_id.map(String::from),
+                name: name.map(String::from),
+                roles: Some(vec!["issuer".into()]),
+            }
+        };
+        assert_eq!(
+            list,
+            [
+                summary("r1", "c1", Some("t-1"), Some("n")),
+                summary("r2", "c2", Some("t-1"), None),
+                ClientSummary {
+                    roles: None,
+                    ..summary("r3", "c3", None, None)
+                },
+            ]
+        );
+        // Under `clients`, and empty.
+        let wrapped = parse_clients(r#"{"clients":[{"id":"r1","client_id":"c1"}]}"#).unwrap();
+        assert_eq!(wrapped[0].client_id, "c1");
+        assert_eq!(parse_clients("[]").unwrap(), []);
+        assert_eq!(parse_clients(r#"{"clients":[]}"#).unwrap(), []);
+    }
+
+    #[test]
+    fn a_secret_in_a_client_list_is_never_read() {
+        let list = parse_clients(
+            r#"[{"id":"r1","client_id":"c1","client_secret":"s3cr3t-value",
+                 "clientSecret":"s3cr3t-value","secret":"s3cr3t-value"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (list[0].id.as_str(), list[0].client_id.as_str()),
+            ("r1", "c1")
+        );
+        assert!(!format!("{list:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_client_list_that_is_not_one_is_invalid_response() {
+        for body in [
+            r#"{"items":[]}"#,
+            r#"{"clients":{}}"#,
+            r#"["c1"]"#,
+            r#"[{"client_id":"c1"}]"#,
+            r#"[{"id":"r1"}]"#,
+            r#"[{"id":"","client_id":"c1"}]"#,
+            r#"[{"id":"r1","client_id":"c1","roles":"issuer"}]"#,
+            r#"[{"id":"r1","client_id":"c1","roles":[7]}]"#,
+        ] {
+            let e = parse_clients(body).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
+            assert!(e.may_have_reached_server);
+        }
+        assert_eq!(
+            clients_from_json(&Json::Null).unwrap_err().code,
             ErrorCode::InvalidResponse
         );
     }

@@ -735,6 +735,7 @@ describe("QPay × local QPay sandbox", { timeout: 60_000 }, () => {
           () => late.roles(),
           () => late.createClient({ tenantId: "issuer-banco-azul", name: "late", roles: ["issuer"] }),
           () => late.getClient("any"),
+          () => late.listClients(),
           () => late.updateClientRoles("any", ["issuer"]),
           () => late.deleteClient("any"),
         ]) {
@@ -760,6 +761,63 @@ describe("QPay × local QPay sandbox", { timeout: 60_000 }, () => {
       err = await expectError(short.whoami(), "unauthorized", { mayHaveReachedServer: false });
       assert.match(err.message, /sign in again/);
       assert.equal(counters().apiRequests, apiBefore);
+    });
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  describe("listClients (GET /credentials/clients)", () => {
+    it("this tenant's clients as typed plain objects { id, clientId, tenantId, name, roles }, never a secret; another tenant's are not listed", async () => {
+      const creds = await signIn(ISSUER);
+      assert.deepEqual(await creds.listClients(), [], "none yet");
+      const { created: a } = await newClient();
+      const { created: b } = await newClient(ISSUER, ["issuer", "issuer-reports"]);
+      await newClient(OTHER_ISSUER);
+      const list = await creds.listClients();
+      const record = async (c) => ({ ...(await creds.getClient(c.id)) });
+      assert.deepEqual(list, [await record(a), await record(b)]);
+      assert.deepEqual(list[1].roles, ["issuer", "issuer-reports"]);
+      for (const c of list) {
+        assert.equal(Object.getPrototypeOf(c), Object.prototype, "a plain object");
+        assert.deepEqual(Object.keys(c), ["id", "clientId", "tenantId", "name", "roles"]);
+        assert.equal(c.tenantId, "issuer-banco-azul");
+      }
+      assertNoneContain(valueRenderings("list", list), forbidden());
+      assert.deepEqual(counters().apiByRoute["GET /credentials/clients"], { 200: 2 });
+      const get = traffic.filter((t) => t.method === "GET" && t.url === `${qp.url}/credentials/clients`);
+      assert.equal(get.length, 2, "GET {baseUrl}/credentials/clients");
+      assert.ok(get.every((t) => t.body === undefined));
+    });
+
+    it("a secret in QPay's answer (client_secret, clientSecret, secret; array or under clients) is dropped", async () => {
+      const creds = await signIn(ISSUER);
+      const leaked = `leaked-secret-${randomBytes(12).toString("hex")}`;
+      secrets.set("listed-client", leaked);
+      const record = { id: "r-1", client_id: "listed-client", client_secret: leaked, clientSecret: leaked, secret: leaked, tenant_id: "issuer-banco-azul", name: "n", roles: ["issuer"] };
+      qp.control.addFault({ target: "api", status: 200, body: JSON.stringify([record]) });
+      qp.control.addFault({ target: "api", status: 200, body: JSON.stringify({ clients: [{ id: "r-2", clientId: "listed-client", clientSecret: leaked, tenantId: "issuer-banco-azul" }] }) });
+      const list = await creds.listClients();
+      assert.deepEqual(list, [{ id: "r-1", clientId: "listed-client", tenantId: "issuer-banco-azul", name: "n", roles: ["issuer"] }]);
+      const camel = await creds.listClients();
+      assert.deepEqual(camel, [{ id: "r-2", clientId: "listed-client", tenantId: "issuer-banco-azul" }]);
+      assertNoneContain({ ...valueRenderings("list", list), ...valueRenderings("camel", camel) }, forbidden());
+    });
+
+    it("errors map like the other Credentials API calls: 401 unauthorized, 403 forbidden, 429 rate_limited, 5xx server_error, an answer that is no list invalid_response", async () => {
+      const creds = await signIn(ISSUER);
+      for (const [fault, code, fields] of [
+        [{ status: 403, body: JSON.stringify({ error: "forbidden", error_description: "not for you" }) }, "forbidden", { status: 403 }],
+        [{ status: 429, body: "" }, "rate_limited", { status: 429 }],
+        [{ status: 503, body: "" }, "server_error", { status: 503, mayHaveReachedServer: true }],
+        [{ status: 200, body: JSON.stringify({ items: [] }) }, "invalid_response", { mayHaveReachedServer: true }],
+        [{ status: 200, body: JSON.stringify([{ id: "r-1" }]) }, "invalid_response", {}],
+        [{ status: 200, body: "" }, "invalid_response", {}],
+      ]) {
+        qp.control.addFault({ target: "api", ...fault });
+        await expectError(creds.listClients(), code, fields);
+      }
+      qp.control.advanceClock(300_000);
+      const err = await expectError(creds.listClients(), "unauthorized", { status: 401, mayHaveReachedServer: true });
+      assert.match(err.message, /sign in again/);
     });
   });
 
