@@ -24,7 +24,11 @@ export interface TokenEvent {
 
 /** Options of a TokenManager. Unknown option names are refused (typos never pass silently). */
 export interface TokenManagerOptions {
-  /** The token endpoint: https only (plain http only to loopback with allowInsecureHttp). */
+  /**
+   * The token endpoint: https only (plain http only to loopback with allowInsecureHttp), no
+   * user-info or fragment. A query is kept exactly as written (RFC 6749 §3.2), but may not name a
+   * parameter the manager sends (client_secret, client_id, grant_type, scope, username, password).
+   */
   tokenUrl: string;
   clientId: string;
   clientSecret: string;

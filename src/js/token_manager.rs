@@ -12,14 +12,13 @@ use core::cell::{Cell, RefCell};
 
 use crate::oauth::cache::{CacheState, CachedToken, FlightId, Poll, TokenCache};
 use crate::oauth::config::{
-    check_client_id, check_client_secret, check_extra_params, check_seconds, parse_scope_list,
-    parse_scope_string,
+    check_client_id, check_client_secret, check_extra_params, check_seconds, check_token_url,
+    parse_scope_list, parse_scope_string,
 };
 use crate::oauth::policy::RefreshPolicy;
 use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
 use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
 use crate::util::redact::{scrub, secret_variants};
-use crate::util::url::check_endpoint_url;
 use crate::util::{concat, Millis};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -109,8 +108,7 @@ impl Config {
             (Some(u), _) | (None, Some(u)) => u,
             (None, None) => return Err(Error::config("option `tokenUrl` is required")),
         };
-        let token_url =
-            check_endpoint_url("tokenUrl", &token_url, allow_insecure_http, false)?.href();
+        let token_url = check_token_url(&token_url, allow_insecure_http)?;
         let client_id = o.required_string("clientId")?;
         check_client_id(&client_id)?;
         let secret = o.required_string("clientSecret")?;

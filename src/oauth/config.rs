@@ -5,7 +5,9 @@
 
 use super::Error;
 use crate::prelude::*;
+use crate::util::encode::form_urldecode;
 use crate::util::text::{push_preview, suggest};
+use crate::util::url::check_endpoint_url;
 use crate::util::{concat, push_u64, Invalid};
 
 /// The longest duration option accepted, in seconds: one year.
@@ -20,6 +22,34 @@ pub const RESERVED_PARAMS: [&str; 6] = [
     "username",
     "password",
 ];
+
+/// Checks the `tokenUrl` option and returns the URL to POST to, written back.
+///
+/// A query is allowed and kept exactly as written: RFC 6749 §3.2 lets the token endpoint's URI
+/// have one and requires keeping it (Azure AD B2C's `…/token?p=B2C_1_signin` is one). None of
+/// its names may be one of [`RESERVED_PARAMS`] (compared case-insensitively, form-decoded): the
+/// manager sends those itself, a parameter must not be sent twice (§3.1), and credentials never
+/// go in a URL. Otherwise as [`check_endpoint_url`]: https (http only to loopback when
+/// `allow_insecure_http`), no user-info, no fragment.
+pub fn check_token_url(s: &str, allow_insecure_http: bool) -> Result<String, Error> {
+    let url = check_endpoint_url("tokenUrl", s, allow_insecure_http, true)?;
+    for pair in url.query.as_deref().unwrap_or_default().split('&') {
+        let raw = pair.split('=').next().unwrap_or_default();
+        let name = form_urldecode(raw).unwrap_or_else(|| String::from(raw));
+        if let Some(reserved) = RESERVED_PARAMS
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(&name))
+        {
+            return Err(Error::config(concat(&[
+                "tokenUrl is not a usable URL: its ?query has ",
+                reserved,
+                ", which the manager sends itself in the POST body (credentials go only there or \
+                 in the Basic header, never in a URL); remove it",
+            ])));
+        }
+    }
+    Ok(url.href())
+}
 
 /// Checks `clientId`: not empty, not blank, no surrounding whitespace, no control characters.
 pub fn check_client_id(s: &str) -> Result<(), Error> {
@@ -263,6 +293,61 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.code, ErrorCode::Config);
         e.message.clone()
+    }
+
+    #[test]
+    fn token_url_keeps_its_query_exactly() {
+        for (given, sent) in [
+            (
+                "https://tenant.b2clogin.com/tenant.onmicrosoft.com/oauth2/v2.0/token?p=B2C_1_signin",
+                "https://tenant.b2clogin.com/tenant.onmicrosoft.com/oauth2/v2.0/token?p=B2C_1_signin",
+            ),
+            (
+                "HTTPS://Auth.Example.com/token?a=1&b=%2F+x&a=2&flag",
+                "https://auth.example.com/token?a=1&b=%2F+x&a=2&flag",
+            ),
+            ("https://h/token?", "https://h/token?"),
+            ("https://h/token", "https://h/token"),
+            ("http://127.0.0.1:8/t?p=x", "http://127.0.0.1:8/t?p=x"),
+        ] {
+            assert_eq!(check_token_url(given, true).unwrap(), sent);
+        }
+    }
+
+    #[test]
+    fn token_url_query_may_not_carry_what_the_manager_sends() {
+        for q in [
+            "client_secret=hunter2",
+            "p=1&client_id=me",
+            "Client_Secret=hunter2",
+            "client%5Fsecret=hunter2",
+            "grant_type=password",
+            "scope",
+            "password=hunter2&x=1",
+        ] {
+            let m = msg(check_token_url(&concat(&["https://h/token?", q]), false));
+            assert!(
+                m.starts_with("tokenUrl is not a usable URL: its ?query has "),
+                "{m}"
+            );
+            assert!(m.contains("never in a URL"), "{m}");
+            assert!(!m.contains("hunter2") && !m.contains("https://h"), "{m}");
+        }
+        // Names that merely contain a reserved one are the provider's own.
+        assert!(check_token_url("https://h/token?my_scope=1&client_idx=2", false).is_ok());
+    }
+
+    #[test]
+    fn token_url_still_refuses_fragments_userinfo_and_plain_http() {
+        for (s, says) in [
+            ("https://h/token?p=1#x", "#fragment"),
+            ("https://me:pw@h/token?p=1", "user-info"),
+            ("http://auth.example.com/token?p=1", "use https://"),
+        ] {
+            let m = msg(check_token_url(s, true));
+            assert!(m.starts_with("tokenUrl is not a usable URL: "), "{m}");
+            assert!(m.contains(says), "{s}: {m}");
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ const TOKEN_MANAGER_ROWS = [
   ["an ftp tokenUrl", { ...TM, tokenUrl: "ftp://auth.example.com/token" }, /must start with https:\/\//],
   ["a tokenUrl with user-info", { ...TM, tokenUrl: `https://admin:${URL_PASSWORD}@auth.example.com/token` }, /user-info.*remove it/],
   ["a tokenUrl with a query carrying a secret", { ...TM, tokenUrl: `https://auth.example.com/token?client_secret=${QUERY_SECRET}` }, /\?query.*remove it/],
-  ["a tokenUrl with an empty query", { ...TM, tokenUrl: "https://auth.example.com/token?" }, /\?query/],
+  ["a tokenUrl whose query names a parameter the manager sends (grant_type)", { ...TM, tokenUrl: "https://auth.example.com/token?p=B2C_1_signin&Grant_Type=password" }, /\?query has grant_type, which the manager sends itself/],
   ["a tokenUrl with a fragment", { ...TM, tokenUrl: "https://auth.example.com/token#frag" }, /#fragment.*remove it/],
   ["a relative tokenUrl", { ...TM, tokenUrl: "/token" }, /no scheme; write it in full/],
   ["a tokenUrl without a scheme", { ...TM, tokenUrl: "auth.example.com/token" }, /no scheme/],
@@ -156,6 +156,7 @@ const QBANK_CLIENT_ROWS = [
   ["an apiBaseUrl with user-info", env({ apiBaseUrl: `https://u:${URL_PASSWORD}@api.example.com` }), /apiBaseUrl.*user-info/],
   ["an apiBaseUrl with a query carrying a key", env({ apiBaseUrl: `https://api.example.com/?api_key=${QUERY_SECRET}` }), /apiBaseUrl.*\?query/],
   ["an apiBaseUrl with a fragment", env({ apiBaseUrl: "https://api.example.com#x" }), /apiBaseUrl.*#fragment/],
+  ["an environment tokenUrl whose query carries a secret", env({ tokenUrl: `https://auth.example.com/token?p=x&client_secret=${QUERY_SECRET}` }), /tokenUrl.*\?query has client_secret.*never in a URL/],
   ["an environment tokenUrl with user-info", env({ tokenUrl: `https://admin:${URL_PASSWORD}@auth.example.com/token` }), /tokenUrl.*user-info/],
   ["a clientSecret with a trailing newline", { ...QB, clientSecret: `${SECRET}\n` }, /clientSecret ends with a line break/],
   ["a whitespace clientId", { ...QB, clientId: " " }, /clientId contains only whitespace/],
@@ -196,6 +197,9 @@ describe("the same options without the mistakes are accepted", () => {
       [QBankClient, QB],
       [QBankClient, { ...QB, environment: "production" }],
       [QBankClient, env({ apiBaseUrl: "https://api.example.com/v1/" })],
+      [TokenManager, { ...TM, tokenUrl: "https://auth.example.com/token?p=B2C_1_signin" }],
+      [TokenManager, { ...TM, tokenUrl: "https://auth.example.com/token?" }],
+      [QBankClient, env({ tokenUrl: "https://auth.example.com/token?p=B2C_1_signin" })],
     ]) {
       const x = new Ctor({ ...o, autoRefresh: false });
       x.close();
