@@ -196,7 +196,7 @@ export declare class QBankClient {
 export interface QPayPlace {
   /** Default "https://sandbox.qpay.quecto.com.br". */
   baseUrl?: string;
-  /** The Keycloak realm. Default "qpay". */
+  /** The Keycloak realm: one path segment (no "/", not "." or ".."). Default "qpay". */
   realm?: string;
   /** Allow plain http, only to a loopback host. */
   allowInsecureHttp?: boolean;

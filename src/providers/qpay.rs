@@ -33,16 +33,23 @@ fn trimmed(base: &ParsedUrl) -> String {
     String::from(href.trim_end_matches('/'))
 }
 
+/// Whether `s` is `.` or `..`: [`percent_encode`] leaves them as they are, and a URL
+/// parser would resolve them away to another path of the origin.
+fn is_dot_segment(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
 /// `{base}/auth/realms/{realm}/protocol/openid-connect/token`, the realm as one encoded segment.
 pub fn token_url(base: &ParsedUrl, realm: &str) -> Result<String, Error> {
     if realm.is_empty()
+        || is_dot_segment(realm)
         || realm
             .chars()
             .any(|c| c == '/' || c.is_whitespace() || c.is_control())
     {
         return Err(Error::config(
-            "the QPay realm must be a non-empty name without '/', whitespace or control \
-             characters (the document's realm is \"qpay\")",
+            "the QPay realm must be a non-empty name other than . or .., without '/', \
+             whitespace or control characters (the document's realm is \"qpay\")",
         ));
     }
     Ok(concat(&[
@@ -60,7 +67,7 @@ pub fn credentials_url(base: &ParsedUrl, path: &str) -> String {
 
 /// `{base}/credentials/clients/{id}`; the id must be a usable single path segment.
 pub fn client_url(base: &ParsedUrl, id: &str) -> Result<String, Error> {
-    if id.is_empty() || id == "." || id == ".." || id.len() > 256 {
+    if id.is_empty() || is_dot_segment(id) || id.len() > 256 {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
             "the client record id must be the `id` that createClient returned; nothing was sent",
@@ -365,6 +372,22 @@ mod tests {
         );
         assert!(token_url(&base(), "").is_err());
         assert!(token_url(&base(), "a/b").is_err());
+    }
+
+    #[test]
+    fn realm_dot_segments_are_refused_like_record_ids() {
+        // "{base}/auth/realms/../protocol/…" would resolve to "{base}/auth/protocol/…".
+        for bad in [".", ".."] {
+            let e = token_url(&base(), bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Config, "{bad}");
+            assert!(e.message.contains("other than . or .."), "{}", e.message);
+        }
+        // Dots inside a name, and percent signs (encoded as %25, never a %2E), are names: the
+        // URL has no dot segment in any spelling (parse_url refuses those).
+        for ok in ["...", ".qpay", "qpay.", "a..b", "%2e", "%2E%2E"] {
+            let url = token_url(&base(), ok).unwrap();
+            assert!(parse_url(&url).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -470,6 +470,14 @@ describe("QPay × local QPay sandbox", { timeout: 60_000 }, () => {
       assertQBankError(thrownBy(() => qpayTokenUrl({ baseUrl: qp.url })), "config");
       assertQBankError(thrownBy(() => qpayTokenUrl({ baseUrl: "http://example.com", allowInsecureHttp: true })), "config");
       assertQBankError(thrownBy(() => qpayTokenUrl({ realm: "a/b" })), "config");
+      // A dot segment would resolve to another path of the origin ({base}/auth/protocol/…), as
+      // for client record ids.
+      for (const realm of [".", ".."]) {
+        const err = thrownBy(() => qpayTokenUrl({ realm }));
+        assertQBankError(err, "config");
+        assert.match(err.message, /realm must be a non-empty name other than \. or \.\./);
+      }
+      assert.equal(qpayTokenUrl({ realm: "..." }), "https://sandbox.qpay.quecto.com.br/auth/realms/.../protocol/openid-connect/token");
       assertQBankError(thrownBy(() => qpayTokenUrl({ relm: "qpay" })), "config");
     });
 
@@ -918,6 +926,8 @@ describe("QPay × local QPay sandbox", { timeout: 60_000 }, () => {
         "empty username": { ...place, username: "", password: ISSUER.password },
         "a misspelt option": { ...place, username: ISSUER.username, password: ISSUER.password, pasword: "x" },
         "plain http without allowInsecureHttp": { baseUrl: qp.url, username: ISSUER.username, password: ISSUER.password },
+        'realm ".." (the password would go to {base}/auth/protocol/…)': { ...place, realm: "..", username: ISSUER.username, password: ISSUER.password },
+        'realm "."': { ...place, realm: ".", username: ISSUER.username, password: ISSUER.password },
       })) {
         const err = await rejectionOf(QPayCredentials.signIn(options));
         assert.equal(err?.code, "config", `${what}: code (message: ${err?.message})`);
