@@ -179,6 +179,9 @@ fn token_fixed_text() -> &'static str {
             r#"{"access_token":1}"#,
             r#"{"access_token":"abc"}"#,
             r#"{"access_token":"abc","token_type":"mac"}"#,
+            r#"{"access_token":"abc","token_type":""}"#,
+            r#"{"access_token":"abc","token_type":1}"#,
+            r#"{"access_token":"abc","token_type":[]}"#,
             r#"{"error":"invalid_client"}"#,
             r#"{"error":"invalid_grant"}"#,
             r#"{"error":"invalid_scope"}"#,
@@ -208,9 +211,10 @@ fn token_fixed_text() -> &'static str {
 /// `oauth::token::parse_token_response` on any status, headers (`Retry-After` among them) and
 /// body: never panics, is deterministic, and:
 /// - a success is a 2xx whose body is a JSON object without an `error`, with a b64token
-///   `access_token` equal to the body's, `token_type` Bearer, `expires_in_ms` exactly a
-///   reference reading of `expires_in` (a number or numeric string, ≥ 0, truncated, ≤ 10 years),
-///   and `jwt_exp_ms` equal to [`jwt_exp_ms`] of the token; its `Debug` never shows the token;
+///   `access_token` equal to the body's, `token_type` Bearer (or absent or null),
+///   `expires_in_ms` exactly a reference reading of `expires_in` (a number or numeric string,
+///   ≥ 0, truncated, ≤ 10 years), and `jwt_exp_ms` equal to [`jwt_exp_ms`] of the token; its
+///   `Debug` never shows the token;
 /// - a failure carries the status, `may_have_reached_server`, exactly the `Retry-After` delay
 ///   (capped), is a `token_endpoint_error` for every 3xx, and its message repeats no string of
 ///   the body (the `access_token` above all).
@@ -245,8 +249,15 @@ pub fn token_response(data: &[u8]) -> u64 {
                 "accepted a token that is not a b64token: {tok:?}"
             );
             assert_eq!(body.get("access_token").and_then(Json::as_str), Some(tok));
-            let tt = body.get("token_type").and_then(Json::as_str);
-            assert!(tt.is_some_and(|t| t.eq_ignore_ascii_case("bearer")));
+            // Absent or null reads as Bearer (as Go's x/oauth2 does); anything else must say it.
+            match body.get("token_type") {
+                None | Some(Json::Null) => {}
+                tt => assert!(
+                    tt.and_then(Json::as_str)
+                        .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+                    "accepted token_type {tt:?}"
+                ),
+            }
             assert_eq!(
                 t.expires_in_ms,
                 expected_expires_in_ms(body.get("expires_in")),

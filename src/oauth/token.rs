@@ -203,7 +203,8 @@ pub fn jwt_exp_ms(token: &str) -> Option<Millis> {
 /// with a non-null `error` member is an RFC 6749 §5.2 error whatever the status (even 200);
 /// 429 is [`ErrorCode::RateLimited`]; 401 is [`ErrorCode::InvalidClient`]; any other non-2xx is
 /// [`ErrorCode::TokenEndpointError`]. Every failure carries `retry_after_ms` from `Retry-After`.
-/// A 2xx must be a JSON object with a b64token `access_token` and `token_type` Bearer (any case);
+/// A 2xx must be a JSON object with a b64token `access_token` and a `token_type` that is Bearer
+/// (any case), absent or null (read as Bearer, as Go's x/oauth2 does);
 /// `expires_in` follows [`expires_in_secs`] (invalid → `None`, 0 → `Some(0)`); `scope`
 /// (a space-separated string) is split; unknown members are ignored.
 pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenResponse, Error> {
@@ -342,18 +343,30 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
         }
     };
 
-    let token_type = body.get("token_type").and_then(Json::as_str);
-    if !token_type.is_some_and(|t| t.eq_ignore_ascii_case("bearer")) {
-        let which = if token_type.is_some() {
-            "the token type is unsupported (only Bearer is)"
-        } else {
-            "the token_type is missing or not a string, so the token type is unsupported"
-        };
+    // RFC 6749 §5.1 requires token_type, but real servers leave it out (the generic bank's
+    // document shows an answer with nothing but access_token), and Go's x/oauth2 reads a
+    // missing type as Bearer: so does this. An explicit type must still be Bearer.
+    let unsupported = match body.get("token_type") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(t)) if t.eq_ignore_ascii_case("bearer") => None,
+        Some(Json::String(t)) if t.is_empty() => Some(String::from(
+            "the token_type is empty, so the token type is unsupported",
+        )),
+        Some(Json::String(_)) => Some(String::from(
+            "the token type is unsupported (only Bearer is)",
+        )),
+        Some(other) => Some(concat(&[
+            "the token_type is ",
+            other.kind(),
+            ", not a string, so the token type is unsupported",
+        ])),
+    };
+    if let Some(which) = unsupported {
         return fail(
             ErrorCode::InvalidResponse,
             concat(&[
                 "the token endpoint answered HTTP 2xx but ",
-                which,
+                &which,
                 "; the token is never sent as Bearer: ask the provider for Bearer tokens for \
                  this client",
             ]),
@@ -726,11 +739,13 @@ mod tests {
     #[test]
     fn other_token_types_are_refused_and_never_sent_as_bearer() {
         for body in [
-            r#"{"access_token":"abc"}"#,
             r#"{"access_token":"abc","token_type":"mac"}"#,
             r#"{"access_token":"abc","token_type":"DPoP"}"#,
             r#"{"access_token":"abc","token_type":"bearer "}"#,
+            r#"{"access_token":"abc","token_type":""}"#,
             r#"{"access_token":"abc","token_type":1}"#,
+            r#"{"access_token":"abc","token_type":["Bearer"]}"#,
+            r#"{"access_token":"abc","token_type":{}}"#,
         ] {
             let e = parse_token_response(&resp(200, body), NOW).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidResponse, "{body}");
@@ -740,6 +755,36 @@ mod tests {
                 e.message
             );
             assert!(e.message.contains("never sent as Bearer"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_missing_or_null_token_type_is_bearer() {
+        // The generic bank's document: its answer is this one member and nothing else.
+        for body in [
+            r#"{"access_token": "FOEtUHwg0das9PhsasVmgMGbZn7nWSgK"}"#,
+            r#"{"access_token":"FOEtUHwg0das9PhsasVmgMGbZn7nWSgK","token_type":null}"#,
+        ] {
+            let t = parse_token_response(&resp(200, body), NOW).unwrap();
+            assert_eq!(t.access_token.expose(), "FOEtUHwg0das9PhsasVmgMGbZn7nWSgK");
+            assert_eq!((t.expires_in_ms, t.jwt_exp_ms, t.scope), (None, None, None));
+        }
+    }
+
+    #[test]
+    fn a_non_string_token_type_is_named_by_its_kind() {
+        for (body, kind) in [
+            (r#"{"access_token":"abc","token_type":1}"#, "a number,"),
+            (r#"{"access_token":"abc","token_type":true}"#, "a boolean,"),
+            (r#"{"access_token":"abc","token_type":[]}"#, "an array,"),
+            (r#"{"access_token":"abc","token_type":""}"#, "empty,"),
+        ] {
+            let e = parse_token_response(&resp(200, body), NOW).unwrap_err();
+            assert!(
+                e.message.contains(&concat(&["the token_type is ", kind])),
+                "{body}: {}",
+                e.message
+            );
         }
     }
 

@@ -407,9 +407,9 @@ describe("fault matrix: token endpoint", { timeout: 120_000 }, () => {
     ["access_token with a double quote", () => tokenBody({ access_token: `${plant()}"` }), /characters outside the RFC 6750/],
     ["access_token with a comma", () => tokenBody({ access_token: `${plant()},x` }), /characters outside the RFC 6750/],
     ["access_token with a non-ASCII letter", () => tokenBody({ access_token: `${plant()}é` }), /characters outside the RFC 6750/],
-    ["token_type missing", () => JSON.stringify({ access_token: plant(), expires_in: 60 }), /token_type is missing/],
     ["token_type mac", () => tokenBody({ access_token: plant(), token_type: "mac" }), /token type is unsupported/],
-    ["token_type a number", () => tokenBody({ access_token: plant(), token_type: 1 }), /token_type is missing or not a string/],
+    ['token_type ""', () => tokenBody({ access_token: plant(), token_type: "" }), /token_type is empty, so the token type is unsupported/],
+    ["token_type a number", () => tokenBody({ access_token: plant(), token_type: 1 }), /token_type is a number, not a string/],
     ["a 204 with no body", null, /empty/],
   ];
   for (const [what, body, mentions] of BAD_200) {
@@ -433,6 +433,18 @@ describe("fault matrix: token endpoint", { timeout: 120_000 }, () => {
   rec.it('token_type "BEARER" (any case) is Bearer: the token, cached', async () => {
     const token = plant();
     await successRow({ body: tokenBody({ access_token: token, token_type: "BEARER", expires_in: 600 }), accessToken: token, lifetimeSeconds: 600 });
+  });
+
+  // RFC 6749 §5.1 requires token_type, but the generic bank's document answers without it (and
+  // without expires_in); like Go's x/oauth2, a missing or null type is Bearer.
+  rec.it("token_type missing, and no expires_in (the generic bank's whole answer): Bearer, the default lifetime, cached", async () => {
+    const token = plant();
+    await successRow({ body: JSON.stringify({ access_token: token }), accessToken: token, lifetimeSeconds: 3600 });
+  });
+
+  rec.it("token_type null: Bearer, cached", async () => {
+    const token = plant();
+    await successRow({ body: JSON.stringify({ access_token: token, token_type: null, expires_in: 600 }), accessToken: token, lifetimeSeconds: 600 });
   });
 
   rec.it("a 201 with a token is a token (any 2xx)", async () => {

@@ -135,7 +135,7 @@ describe("TokenManager × QBank sandbox: token endpoint faults", { timeout: 30_0
     ["a JSON array", (t) => JSON.stringify([t, "Bearer"])],
     ["no access_token", () => JSON.stringify({ token_type: "Bearer", expires_in: 60 })],
     ["token_type DPoP (never sent as Bearer)", (t) => JSON.stringify({ access_token: t, token_type: "DPoP", expires_in: 60 })],
-    ["token_type missing", (t) => JSON.stringify({ access_token: t, expires_in: 60 })],
+    ['token_type "" (an empty type, not a missing one)', (t) => JSON.stringify({ access_token: t, token_type: "", expires_in: 60 })],
     [
       "an access_token that could break a header",
       (t) => JSON.stringify({ access_token: `${t}\r\nX-Injected: 1`, token_type: "Bearer", expires_in: 60 }),

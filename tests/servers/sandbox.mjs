@@ -3,7 +3,7 @@
 // a movable server clock and counters, for the demo and the test suites.
 //
 //   node tests/servers/sandbox.mjs [--port 8787] [--token-lifetime 3600]
-//                                  [--jwt] [--omit-expires-in] [--host 127.0.0.1]
+//                                  [--jwt] [--omit-expires-in] [--generic] [--host 127.0.0.1]
 //
 // prints one line of JSON {"url","tokenUrl","apiBaseUrl"} and serves until
 // SIGINT/SIGTERM.  See README.md beside this file.
@@ -56,6 +56,13 @@ const TRANSACTIONS = [
 // The problem titles of the answers common.mjs gives for the API.
 const TITLES = { 400: 'Bad Request', 401: 'Unauthorized', 413: 'Payload Too Large' };
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+// The generic bank's document shows its opaque tokens as 32 letters and digits
+// ("FOEtUHwg0das9PhsasVmgMGbZn7nWSgK").
+function genericToken() {
+  return Array.from(crypto.randomBytes(32), (b) => ALNUM[b % ALNUM.length]).join('');
+}
 
 function freshCounters() {
   return {
@@ -124,6 +131,7 @@ export async function startSandbox(options = {}) {
     tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3600,
     jwtTokens: options.jwtTokens === true,
     omitExpiresIn: options.omitExpiresIn === true,
+    generic: options.generic === true,
     cors: options.cors !== false,
   };
   const jwtKey = crypto.randomBytes(32);
@@ -169,7 +177,9 @@ export async function startSandbox(options = {}) {
     const iat = now();
     const exp = iat + config.tokenLifetimeSeconds * 1000;
     let token;
-    if (config.jwtTokens) {
+    if (config.generic) {
+      token = genericToken();
+    } else if (config.jwtTokens) {
       token = signJwt(jwtKey, { alg: 'HS256', typ: 'at+jwt', kid: 'qbank-sandbox' }, {
         iss: url,
         sub: client.clientId,
@@ -274,6 +284,13 @@ export async function startSandbox(options = {}) {
 
     const { token, expiresIn } = issueToken(client, scopes);
     counters.tokenSuccesses += 1;
+    if (config.generic) {
+      // Exactly the generic bank's documented answer: the token and nothing else (no
+      // token_type, no expires_in, no scope). Its tokens still die after the lifetime (the
+      // document's hour by default), and the API then answers 401.
+      sendJson(req, res, 200, `{"access_token":${JSON.stringify(token)}}`, { Pragma: 'no-cache' });
+      return;
+    }
     const parts = [`"access_token":${JSON.stringify(token)}`, '"token_type":"Bearer"'];
     if (!config.omitExpiresIn) parts.push(`"expires_in":${expiresIn}`);
     parts.push(`"scope":${JSON.stringify(scopes.join(' '))}`);
@@ -392,6 +409,7 @@ export async function startSandbox(options = {}) {
     configure(patch = {}) {
       if (patch.jwtTokens !== undefined) config.jwtTokens = patch.jwtTokens === true;
       if (patch.omitExpiresIn !== undefined) config.omitExpiresIn = patch.omitExpiresIn === true;
+      if (patch.generic !== undefined) config.generic = patch.generic === true;
       if (patch.tokenLifetimeSeconds !== undefined) control.setLifetime(patch.tokenLifetimeSeconds);
       return { ...config };
     },
@@ -442,8 +460,8 @@ export async function startSandbox(options = {}) {
 if (isMain(import.meta.url)) {
   await runCli({
     name: 'sandbox',
-    usage: 'node tests/servers/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--host H]',
-    switches: { '--jwt': 'jwtTokens', '--omit-expires-in': 'omitExpiresIn' },
+    usage: 'node tests/servers/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--generic] [--host H]',
+    switches: { '--jwt': 'jwtTokens', '--omit-expires-in': 'omitExpiresIn', '--generic': 'generic' },
     start: startSandbox,
     announce: (sb) => ({ url: sb.url, tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl }),
   });

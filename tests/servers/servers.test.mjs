@@ -349,6 +349,41 @@ describe('sandbox: token formats', () => {
       await sb.close();
     }
   });
+
+  it('generic answers exactly as the generic bank\'s document: only access_token; the token dies after the hour with a 401', async () => {
+    const sb = await startSandbox({ generic: true });
+    try {
+      // The document's request: the credentials in the form body, Accept: application/json.
+      const r = await fetch(sb.tokenUrl, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'client_id=demo-client&client_secret=demo-secret-not-real&grant_type=client_credentials',
+      });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type'), /^application\/json/);
+      const text = await r.text();
+      const j = JSON.parse(text);
+      assert.deepEqual(Object.keys(j), ['access_token'], text.replace(j.access_token, '…'));
+      assert.match(j.access_token, /^[A-Za-z0-9]{32}$/, 'like the document\'s FOEtUHwg0das9PhsasVmgMGbZn7nWSgK');
+      const balance = () => fetch(`${sb.url}/v1/balances/${DOC_ACCOUNT}`, { headers: { authorization: `Bearer ${j.access_token}` } });
+      sb.control.advanceClock(3590_000); // (real milliseconds pass too)
+      const ok = await balance();
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+      sb.control.advanceClock(10_000); // one hour after issue: "Subsequent request will produce an HTTP 401"
+      const late = await balance();
+      assert.equal(late.status, 401);
+      assert.match(late.headers.get('www-authenticate'), /error="invalid_token"/);
+      await late.arrayBuffer();
+      // configure() switches the mode off and on.
+      assert.equal(sb.control.configure({ generic: false }).generic, false);
+      const qbank = await (await fetch(sb.tokenUrl, { method: 'POST', body: form({ grant_type: 'client_credentials', ...DEMO }) })).json();
+      assert.equal(qbank.token_type, 'Bearer');
+      assert.equal(sb.control.configure({ generic: true }).generic, true);
+    } finally {
+      await sb.close();
+    }
+  });
 });
 
 describe('sandbox: fault injection', () => {
