@@ -5,7 +5,6 @@
 
 use super::Error;
 use crate::prelude::*;
-use crate::util::encode::form_urldecode;
 use crate::util::text::{push_preview, suggest};
 use crate::util::url::check_endpoint_url;
 use crate::util::{concat, push_u64, Invalid};
@@ -27,18 +26,17 @@ pub const RESERVED_PARAMS: [&str; 6] = [
 ///
 /// A query is allowed and kept exactly as written: RFC 6749 §3.2 lets the token endpoint's URI
 /// have one and requires keeping it (Azure AD B2C's `…/token?p=B2C_1_signin` is one). None of
-/// its names may be one of [`RESERVED_PARAMS`] (compared case-insensitively, form-decoded): the
+/// its names may be one of [`RESERVED_PARAMS`] (compared case-insensitively, as written): the
 /// manager sends those itself, a parameter must not be sent twice (§3.1), and credentials never
 /// go in a URL. Otherwise as [`check_endpoint_url`]: https (http only to loopback when
 /// `allow_insecure_http`), no user-info, no fragment.
 pub fn check_token_url(s: &str, allow_insecure_http: bool) -> Result<String, Error> {
     let url = check_endpoint_url("tokenUrl", s, allow_insecure_http, true)?;
     for pair in url.query.as_deref().unwrap_or_default().split('&') {
-        let raw = pair.split('=').next().unwrap_or_default();
-        let name = form_urldecode(raw).unwrap_or_else(|| String::from(raw));
+        let name = pair.split('=').next().unwrap_or_default();
         if let Some(reserved) = RESERVED_PARAMS
             .iter()
-            .find(|r| r.eq_ignore_ascii_case(&name))
+            .find(|r| r.eq_ignore_ascii_case(name))
         {
             return Err(Error::config(concat(&[
                 "tokenUrl is not a usable URL: its ?query has ",
@@ -320,7 +318,6 @@ mod tests {
             "client_secret=hunter2",
             "p=1&client_id=me",
             "Client_Secret=hunter2",
-            "client%5Fsecret=hunter2",
             "grant_type=password",
             "scope",
             "password=hunter2&x=1",
