@@ -303,6 +303,41 @@ impl TokenCache {
         }
     }
 
+    /// Completes `flight` with a token obtained elsewhere instead of by its request (another
+    /// instance's, read from a shared store by [`super::fleet`]). `issued_at` is when that token's
+    /// request was sent: the token gets the same schedule as if this cache had fetched it (with its
+    /// own jitter), clears the backoff, and is cached if it is still before its wait point at `now`.
+    ///
+    /// Returns whether it was taken: `false`, changing nothing, when `flight` is not the request
+    /// in flight or the token is already at its wait point.
+    pub fn adopt(
+        &mut self,
+        flight: FlightId,
+        now: Millis,
+        token: &CachedToken,
+        issued_at: Millis,
+    ) -> bool {
+        self.observe(now);
+        if !matches!(self.flight, Some(f) if f.id == flight) {
+            return false;
+        }
+        let schedule = self
+            .policy
+            .schedule(issued_at, token.expires_at, self.rng.next_u64());
+        if now >= schedule.wait_at {
+            return false;
+        }
+        self.flight = None;
+        self.backoff = None;
+        self.halted = false;
+        self.current = Some(Current {
+            token: token.clone(),
+            refresh_at: schedule.refresh_at,
+            wait_at: schedule.wait_at,
+        });
+        true
+    }
+
     /// Drops the cached token if (and only if) it is `token`, or whatever is cached when `None`.
     /// A late 401 for an older token must not drop a newer one. Returns whether something was
     /// dropped.

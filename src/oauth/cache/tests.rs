@@ -1118,3 +1118,69 @@ fn serve_until_after_invalid_client_is_the_wait_point() {
     assert_eq!(c.serve_until(T0 + 226_100), Some(T0 + 270_000));
     assert_serve_until_holds(&c, T0 + 226_100);
 }
+
+fn stored(token: &str, expires_at: Millis) -> CachedToken {
+    CachedToken {
+        access_token: Secret::new(token),
+        scope: None,
+        expires_at,
+        acquired_at: T0,
+    }
+}
+
+#[test]
+fn an_adopted_token_gets_the_schedule_of_its_own_issue_time() {
+    let mut c = cache();
+    let flight = fetch(&mut c, T0 + 100 * S);
+    // Issued at T0 elsewhere, 300 s: refresh at 225 s, wait from 270 s, as if fetched here.
+    let token = stored("tok-elsewhere", T0 + 300 * S);
+    assert!(c.adopt(flight.id, T0 + 100 * S, &token, T0));
+    assert_eq!(c.poll(T0 + 200 * S, false), Poll::Ready(token.clone()));
+    assert_eq!(c.next_wakeup(T0 + 200 * S), Some(T0 + 225 * S));
+    let (served, _) = refresh(c.poll(T0 + 225 * S, false));
+    assert_eq!(served, token);
+    assert_eq!(c.status(T0 + 225 * S).consecutive_failures, 0);
+}
+
+#[test]
+fn adopt_refuses_a_token_at_its_wait_point_and_a_flight_not_in_flight() {
+    let mut c = cache();
+    let flight = fetch(&mut c, T0 + 280 * S);
+    // Issued at T0, 300 s: its wait point (270 s) is past.
+    assert!(!c.adopt(flight.id, T0 + 280 * S, &stored("old", T0 + 300 * S), T0));
+    assert_eq!(c.poll(T0 + 280 * S, false), Poll::Wait(flight.id));
+    let other = FlightId::from_u64(flight.id.as_u64() + 1);
+    let fresh = stored("fresh", T0 + 600 * S);
+    assert!(!c.adopt(other, T0 + 280 * S, &fresh, T0 + 280 * S));
+    assert_eq!(c.poll(T0 + 280 * S, false), Poll::Wait(flight.id));
+    assert!(c.adopt(flight.id, T0 + 280 * S, &fresh, T0 + 280 * S));
+    assert_eq!(c.poll(T0 + 281 * S, false), Poll::Ready(fresh));
+}
+
+#[test]
+fn adopting_ends_a_backoff() {
+    let mut c = cache();
+    let first = fetch(&mut c, T0);
+    c.complete(
+        first.id,
+        T0 + 100,
+        Err(failure(ErrorCode::TokenEndpointError)),
+    )
+    .unwrap_err();
+    let second = fetch(&mut c, T0 + 2 * S);
+    c.complete(
+        second.id,
+        T0 + 2 * S,
+        Err(failure(ErrorCode::TokenEndpointError)),
+    )
+    .unwrap_err();
+    let _ = fail(c.poll(T0 + 2 * S + 1, false));
+    // Backing off, no flight: a flight is needed to adopt into, so nothing is taken.
+    let none = FlightId::from_u64(99);
+    assert!(!c.adopt(none, T0 + 3 * S, &stored("s", T0 + 300 * S), T0 + 3 * S));
+    let retry = c.status(T0 + 3 * S).retry_at.expect("backing off");
+    let third = fetch(&mut c, retry);
+    assert!(c.adopt(third.id, retry, &stored("s", retry + 300 * S), retry));
+    assert_eq!(c.status(retry).consecutive_failures, 0);
+    assert_eq!(c.status(retry).retry_at, None);
+}
