@@ -21,6 +21,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod policy;
 pub mod secret;
 pub mod token;
