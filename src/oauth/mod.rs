@@ -3,7 +3,8 @@
 //! - [`token`]: the token request (RFC 6749 §4.4, §4.3, §2.3.1) and the reading of its answer
 //!   (§5.1, §5.2), the JWT `exp` claim, the `expires_in` rules;
 //! - [`policy`]: when to refresh and how long to back off; [`cache`]: the token cache's state
-//!   machine (single flight, backoff, lifetimes);
+//!   machine (single flight, backoff, lifetimes); [`fleet`]: many instances sharing one token
+//!   through a store (the cache identity, leases, fallback when the store fails);
 //! - [`config`]: checks of credentials, scopes, extra parameters, durations and option names;
 //! - [`error`]: errors with stable codes; [`secret`]: a string whose `Debug` is `[redacted]`.
 //!
