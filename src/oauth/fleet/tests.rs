@@ -25,6 +25,10 @@ enum Mode {
     Garbage,
     /// No leases.
     NoLease,
+    /// Lease requests answer after three store timeouts; the rest is healthy.
+    SlowLease,
+    /// Writes fail; the rest is healthy.
+    ReadOnly,
 }
 
 #[derive(Clone, Debug)]
@@ -244,7 +248,10 @@ impl Sim {
                     }
                 }
                 store => {
-                    let latency = if self.mode == Mode::Slow {
+                    let slow = self.mode == Mode::Slow
+                        || (self.mode == Mode::SlowLease
+                            && matches!(store, Action::TryLease { .. }));
+                    let latency = if slow {
                         3 * fleet_policy().store_timeout_ms
                     } else {
                         self.store_latency
@@ -269,6 +276,7 @@ impl Sim {
         let now = self.now;
         self.store.ops += 1;
         let fails = self.mode == Mode::Down
+            || (self.mode == Mode::ReadOnly && matches!(action, Action::WriteStore { .. }))
             || (self.store_fail_permille > 0
                 && self.rng.next_u64() % 1000 < self.store_fail_permille);
         let fleet = &mut self.instances[inst].fleet;
@@ -585,6 +593,36 @@ fn a_slow_store_is_given_up_at_its_timeout() {
 }
 
 #[test]
+fn a_lease_that_does_not_answer_is_given_up_at_the_store_timeout() {
+    let sim = degraded(Mode::SlowLease);
+    assert!(failed(&sim, StoreStep::Lease, StoreFailure::Timeout) >= 5);
+    let bound = fleet_policy().store_timeout_ms + sim.endpoint_latency + 10;
+    assert!(sim.max_wait <= bound, "waited {} > {bound}", sim.max_wait);
+}
+
+#[test]
+fn a_store_that_refuses_writes_says_so_and_serves_everyone() {
+    let sim = degraded(Mode::ReadOnly);
+    assert!(failed(&sim, StoreStep::Write, StoreFailure::Error) >= 1);
+    assert_eq!(sim.sources(Source::Store), 0);
+}
+
+#[test]
+fn a_holder_whose_request_outlives_its_lease_says_it_lost_the_lease() {
+    let mut sim = Sim::new(3, Mode::Healthy, 6);
+    sim.endpoint_latency = fleet_policy().lease_ttl_ms + 2 * S;
+    for i in 0..3 {
+        sim.calls(T0 + i as u64, i, 1);
+    }
+    sim.run(T0 + 60 * S);
+    // The first holder's lease ran out at 10 s; the next one took it and fetched too, and its
+    // request outlived its lease as well. The third adopted the first token from the store.
+    assert_eq!(sim.count_events(|e| *e == Event::LeaseLost), 2);
+    assert_eq!(sim.endpoint_requests, 2);
+    sim.assert_everyone_served(3);
+}
+
+#[test]
 fn a_store_answering_garbage_is_refused_and_read_around() {
     let sim = degraded(Mode::Garbage);
     let refused = sim.count_events(|e| {
@@ -734,7 +772,8 @@ proptest! {
         n in 1usize..6,
         mode in prop_oneof![
             Just(Mode::Healthy), Just(Mode::Down), Just(Mode::Slow),
-            Just(Mode::Garbage), Just(Mode::NoLease)
+            Just(Mode::Garbage), Just(Mode::NoLease), Just(Mode::SlowLease),
+            Just(Mode::ReadOnly)
         ],
         fail_permille in prop_oneof![Just(0u64), 1u64..1000],
         kill in any::<bool>(),
