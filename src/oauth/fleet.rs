@@ -534,8 +534,14 @@ impl Fleet {
             source: Source::Endpoint,
         }) = &served
         {
-            // Cached (not a use-once token already inside its margin): it is worth sharing.
-            if self.cache.status(now).expires_at == Some(token.expires_at) {
+            // Before its wait point, so cached: worth sharing. One already inside its expiry
+            // margin is only handed to this flight's callers (the cache backs off after it).
+            let wait_at = self
+                .cache
+                .policy()
+                .schedule(op.sent_at, token.expires_at, 0)
+                .wait_at;
+            if now < wait_at {
                 self.token_source = Some(Source::Endpoint);
                 self.event(Event::TokenObtained {
                     source: Source::Endpoint,

@@ -68,6 +68,8 @@ struct Sim {
     endpoint_requests: u64,
     /// When each token request was sent.
     request_times: Vec<Millis>,
+    /// The `expires_in` of every token.
+    lifetime: u64,
     /// The first token request fails (HTTP 503).
     fail_first_request: bool,
     /// Kill the instance that sends the first token request, right after it sends it.
@@ -113,6 +115,7 @@ impl Sim {
             endpoint_latency: 200,
             endpoint_requests: 0,
             request_times: Vec::new(),
+            lifetime: LIFETIME,
             fail_first_request: false,
             kill_first_fetcher: false,
             instances,
@@ -180,7 +183,7 @@ impl Sim {
                 let answer = TokenResponse {
                     access_token: Secret::new(token),
                     scope: None,
-                    expires_in_ms: Some(LIFETIME),
+                    expires_in_ms: Some(self.lifetime),
                     jwt_exp_ms: None,
                 };
                 let result = if n == 1 && self.fail_first_request {
@@ -502,6 +505,23 @@ fn when_the_holder_s_request_fails_the_next_waiter_takes_the_lease_at_its_next_p
     assert_eq!(sim.waiting(), 0);
     assert_eq!(sim.served.len(), 10);
     assert!(sim.max_wait < 2 * S, "waited {} ms", sim.max_wait);
+}
+
+#[test]
+fn a_token_already_inside_its_margin_is_handed_over_but_never_shared() {
+    // 1 s tokens, answered after 950 ms: past their wait point (900 ms) on arrival.
+    let mut sim = Sim::new(1, Mode::Healthy, 4);
+    sim.lifetime = S;
+    sim.endpoint_latency = 950;
+    sim.calls(T0, 0, 2);
+    sim.run(T0 + 2 * S);
+    sim.assert_everyone_served(2);
+    assert!(sim.served.iter().all(|(_, s, _)| *s == Source::Endpoint));
+    assert!(sim.store.entry.is_none(), "written to the store");
+    assert_eq!(
+        sim.count_events(|e| matches!(e, Event::TokenObtained { .. })),
+        0
+    );
 }
 
 #[test]
