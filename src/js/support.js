@@ -612,7 +612,8 @@ export function methodOf(init) {
  * { ok: true, response } or { ok: false, kind, answered, sent }.
  */
 export async function fetchWithToken(fetchImpl, url, init, token, timeoutMs) {
-  const headers = new Headers(init && init.headers);
+  // `init` may be null (the wasm allows it, as "no init"): new Headers(null) throws.
+  const headers = new Headers(init ? init.headers : undefined);
   headers.set("authorization", "Bearer " + token);
   const d = deadline(init && init.signal, timeoutMs);
   try {

@@ -790,6 +790,15 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       assert.deepEqual(sent.map((s) => new URL(s.url).search), ["", "?limit=2"], "the query as given, no token in any URL");
     });
 
+    it("an init of null is no init (a GET with the token), as the argument check allows", async () => {
+      const bank = makeClient(BOTH_SCOPES);
+      const res = await bank.fetch("/v1/transactions?limit=1", null);
+      assert.ok(res instanceof Response);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).transactions.length, 1);
+      await assertCounts({ tokenRequests: 1, apiRequests: 1, apiByStatus: { 200: 1 } });
+    });
+
     it("replaces a caller's own Authorization header", async () => {
       const bank = makeClient(BOTH_SCOPES);
       const res = await bank.fetch("/v1/transactions", { headers: { Authorization: "Bearer not-ours" } });
