@@ -100,10 +100,12 @@ serve: worker-example
 test: package lint fuzz-check test-rust test-wasm test-js
 	@printf '\n==> all tests passed\n'
 
-lint:
+lint: setup-js
 	$(call step,layers: each folder under src/ uses only the layers below it (tests/layers.mjs))
 	node tests/layers.mjs --self-test
 	node tests/layers.mjs src
+	$(call step,tsc --checkJs (strict): the JavaScript half (src/js/support.js$(comma) node-http.js))
+	$(BIN)/tsc -p tsconfig.checkjs.json
 	$(call step,cargo fmt --check)
 	cargo fmt --check
 	$(call step,cargo clippy (host) -D warnings)

@@ -11,7 +11,40 @@
 // The contract is send's: never throws; resolves to { ok: true, status, headers, body } with only
 // READ_HEADERS, or { ok: false, kind, answered, sent, status? }. Redirects are never followed.
 // Copied beside support.js in the package by pkg-template/build.mjs.
+// Type-checked with support.js (tsc -p tsconfig.checkjs.json): the types are JSDoc comments only.
 import { READ_HEADERS, listen, notSent } from "./support.js";
+
+/**
+ * @typedef {import("./support.js").Exchange} Exchange
+ * @typedef {import("./support.js").Failure} Failure
+ * @typedef {import("./support.js").RequestHeaders} RequestHeaders
+ * @typedef {import("./support.js").SignalLike} SignalLike
+ * @typedef {import("./support.js").Transport} Transport
+ *
+ * @typedef {{ "node:http": typeof import("node:http"), "node:https": typeof import("node:https"), "node:zlib": typeof import("node:zlib") }} Modules
+ *   the modules loaded on first use
+ *
+ * @typedef {object} Protocol a protocol's module and keep-alive agent
+ * @property {Modules["node:http"] | Modules["node:https"]} lib
+ * @property {import("node:http").Agent} agent
+ *
+ * @typedef {object} Target a URL as node:http's request options
+ * @property {string} protocol
+ * @property {import("node:http").RequestOptions} options
+ *
+ * @typedef {object} Request one request, as `attempt` sends it (again, after a stale socket)
+ * @property {string} method
+ * @property {Target} target
+ * @property {Protocol} transport
+ * @property {RequestHeaders} headers
+ * @property {string | null | undefined} body
+ * @property {number} timeoutMs
+ * @property {number} maxBytes
+ * @property {SignalLike | null | undefined} signal
+ *
+ * @typedef {{ destroy(): void, reusedSocket?: undefined }} Refused what stands for the request
+ *   when node:http refused it synchronously
+ */
 
 /**
  * Free sockets are closed after this long idle: under the 5 s keep-alive timeout of Node servers
@@ -21,19 +54,33 @@ const IDLE_SOCKET_MS = 4000;
 
 // node:https (with TLS) and node:zlib take ~5 ms to load: each is loaded on first use, so
 // importing the package costs nothing for them and a loopback http client never loads TLS.
+/** @type {Partial<Modules>} */
 const modules = {};
+/** @type {{ [N in keyof Modules]?: Promise<Modules[N]> }} */
 const loading = {};
+/**
+ * @template {keyof Modules} N
+ * @param {N} name
+ * @returns {Promise<Modules[N]>}
+ */
 function load(name) {
   return (loading[name] ??= import(name).then((m) => (modules[name] = m.default ?? m)));
 }
-/** The module and keep-alive agent for a protocol, once loaded. */
+/**
+ * The module and keep-alive agent for a protocol, once loaded.
+ * @type {Record<string, Protocol | undefined>}
+ */
 const transports = {};
+/** @param {string} protocol */
 async function transportFor(protocol) {
   if (transports[protocol]) return transports[protocol];
   const lib = await load(protocol === "https:" ? "node:https" : "node:http");
   return (transports[protocol] ??= { lib, agent: new lib.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }) });
 }
-/** What fetch decodes too (we ask for none, but a server may send it anyway). */
+/**
+ * What fetch decodes too (we ask for none, but a server may send it anyway).
+ * @type {Record<string, ((zlib: Modules["node:zlib"]) => import("node:stream").Transform) | undefined>}
+ */
 const DECODERS = {
   gzip: (zlib) => zlib.createGunzip(),
   "x-gzip": (zlib) => zlib.createGunzip(),
@@ -41,9 +88,21 @@ const DECODERS = {
   br: (zlib) => zlib.createBrotliDecompress(),
 };
 /** How a kept-alive socket the server closed in the meantime fails (nothing reached it). */
+/** @type {unknown[]} */
 const STALE_SOCKET = ["ECONNRESET", "EPIPE"];
 const UTF8 = new TextDecoder(); // strips a BOM and replaces bad bytes, as Response.text() does
 
+/**
+ * A Transport (support.js): send's contract.
+ * @param {string} method
+ * @param {string} url
+ * @param {RequestHeaders} headers
+ * @param {string | null | undefined} body
+ * @param {number} timeoutMs
+ * @param {number} maxBytes
+ * @param {SignalLike | null | undefined} signal
+ * @returns {Promise<Exchange>}
+ */
 export async function nodeTransport(method, url, headers, body, timeoutMs, maxBytes, signal) {
   const target = targetOf(url);
   if (!target) return { ok: false, kind: "network", answered: false, sent: false };
@@ -51,8 +110,12 @@ export async function nodeTransport(method, url, headers, body, timeoutMs, maxBy
   return new Promise((resolve) => attempt({ method, target, transport, headers, body, timeoutMs, maxBytes, signal }, resolve, true));
 }
 
-/** The request options of a URL (remembered: a client asks for a handful of URLs). */
+/**
+ * The request options of a URL (remembered: a client asks for a handful of URLs).
+ * @type {Map<string, Target>}
+ */
 const targets = new Map();
+/** @param {string} url */
 function targetOf(url) {
   let t = targets.get(url);
   if (t === undefined) {
@@ -76,6 +139,11 @@ function targetOf(url) {
  */
 const isTokenRequest = (r) => r.method === "POST" && typeof r.body === "string" && r.body.startsWith("grant_type=");
 
+/**
+ * @param {Request} r
+ * @param {(answer: Exchange) => void} resolve
+ * @param {boolean} mayRetry
+ */
 function attempt(r, resolve, mayRetry) {
   const { target } = r;
   if (r.signal && r.signal.aborted) return resolve({ ok: false, kind: "aborted", answered: false, sent: false });
@@ -83,9 +151,14 @@ function attempt(r, resolve, mayRetry) {
   if (r.body !== undefined && r.body !== null) headers["content-length"] = String(Buffer.byteLength(r.body));
   let settled = false;
   let answered = false;
+  /** @type {number | undefined} */
   let status;
+  /** @type {import("node:http").ClientRequest | Refused} */
   let req;
-  // Ends this attempt once: its timer and signal listener go, then `next` runs.
+  /**
+   * Ends this attempt once: its timer and signal listener go, then `next` runs.
+   * @param {() => void} next
+   */
   const settle = (next) => {
     if (settled) return false;
     settled = true;
@@ -94,8 +167,14 @@ function attempt(r, resolve, mayRetry) {
     next();
     return true;
   };
+  /** @param {Exchange} answer */
   const finish = (answer) => settle(() => resolve(answer));
+  /**
+   * @param {Failure["kind"]} kind
+   * @param {unknown} [error]
+   */
   const fail = (kind, error) => {
+    /** @type {Failure} */
     const answer = { ok: false, kind, answered, sent: answered || !notSent(error) };
     if (status !== undefined) answer.status = status;
     if (finish(answer)) req.destroy();
@@ -110,7 +189,7 @@ function attempt(r, resolve, mayRetry) {
     req = { destroy() {} };
     return fail("network", e);
   }
-  req.on("error", (e) => {
+  req.on("error", /** @param {NodeJS.ErrnoException} e */ (e) => {
     // The keep-alive race: the server closed an idle socket as we reused it. A GET is sent
     // again, once, on a new connection outside the pool (what Node's documentation recommends;
     // another pooled socket, idle as long, may be closed too). So is a token request (a POST
@@ -141,15 +220,22 @@ function attempt(r, resolve, mayRetry) {
       load("node:zlib").then((zlib) => read(res, decode(zlib)), (e) => fail("network", e));
       return;
     }
-    read(res, decode && decode(modules["node:zlib"]));
+    // (zlib is loaded when there is a decoder: see above)
+    read(res, decode && decode(/** @type {Modules["node:zlib"]} */ (modules["node:zlib"])));
   });
   req.end(r.body === null ? undefined : r.body);
 
+  /**
+   * @param {import("node:http").IncomingMessage} res
+   * @param {import("node:stream").Transform | undefined} decoder
+   */
   function read(res, decoder) {
+    /** @type {import("node:stream").Readable} */
     const stream = decoder ? res.pipe(decoder) : res;
+    /** @type {Buffer[]} */
     const chunks = [];
     let total = 0;
-    stream.on("data", (chunk) => {
+    stream.on("data", /** @param {Buffer} chunk */ (chunk) => {
       total += chunk.length;
       if (total > r.maxBytes) {
         if (finish({ ok: false, kind: "too_large", status })) req.destroy();
@@ -158,13 +244,15 @@ function attempt(r, resolve, mayRetry) {
       chunks.push(chunk);
     });
     stream.on("end", () => {
+      /** @type {[string, string][]} */
       const hs = [];
       for (const name of READ_HEADERS) {
         const v = res.headers[name];
         if (v !== undefined) hs.push([name, Array.isArray(v) ? v.join(", ") : v]);
       }
       const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, Math.min(total, r.maxBytes));
-      finish({ ok: true, status, headers: hs, body: UTF8.decode(bytes) });
+      // (a client response always has its status: set by the response handler, before read)
+      finish({ ok: true, status: /** @type {number} */ (status), headers: hs, body: UTF8.decode(bytes) });
     });
     stream.on("error", (e) => fail("network", e));
     // The connection broke mid-body (or a body shorter than its Content-Length).
