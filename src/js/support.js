@@ -180,6 +180,34 @@ export function makeOneTimeSecret(value) {
   return new OneTimeSecret(value);
 }
 
+// ---- the wasm classes' internal members ----
+
+// The wasm methods that exist for this file alone (the Rust side's `js_name = __slot`, …).
+const SLOT_OF = Symbol("qbank-connect.slotOf");
+const BALANCE_URL = Symbol("qbank-connect.balanceUrl");
+const BALANCE_READ = Symbol("qbank-connect.balanceRead");
+const BALANCE_AFTER = Symbol("qbank-connect.balanceAfter");
+const TRANSPORT_OF = Symbol("qbank-connect.transportOf");
+
+/**
+ * The keys of the wasm classes' internal members, by the name wasm-bindgen gives each: its own
+ * (the instance's pointer, `__wrap`, `__destroy_into_raw`, `free`) and the methods above.
+ * pkg-template/build.mjs rewrites the glue to key each by its symbol here instead of its name,
+ * so no published class, prototype or instance shows one (index.d.ts documents none), while the
+ * glue and this file reach each as directly as by name.
+ */
+export const INTERNAL = {
+  __wbg_ptr: Symbol("qbank-connect.ptr"),
+  __wrap: Symbol("qbank-connect.wrap"),
+  __destroy_into_raw: Symbol("qbank-connect.destroyIntoRaw"),
+  free: Symbol("qbank-connect.free"),
+  __slot: SLOT_OF,
+  __balanceUrl: BALANCE_URL,
+  __balanceRead: BALANCE_READ,
+  __balanceAfter: BALANCE_AFTER,
+  __transport: TRANSPORT_OF,
+};
+
 // ---- the cached-token fast path ----
 
 const SLOT = Symbol("qbank-connect.slot");
@@ -200,8 +228,7 @@ const SLOT = Symbol("qbank-connect.slot");
  *
  * @typedef {object} ManagerMethods the wasm's TokenManager, as the fast path uses it
  * @property {(options?: unknown) => Promise<Readonly<AccessToken>>} getToken
- * @property {() => Slot} __slot
- * @typedef {ManagerMethods & { [SLOT]?: Slot }} Manager
+ * @typedef {ManagerMethods & { [SLOT_OF]: () => Slot, [SLOT]?: Slot }} Manager
  *
  * @returns {Slot}
  */
@@ -234,7 +261,7 @@ export function clearSlot(slot) {
  * @param {Manager} manager
  */
 function slotOf(manager) {
-  return manager[SLOT] || (manager[SLOT] = manager.__slot());
+  return manager[SLOT] || (manager[SLOT] = manager[SLOT_OF]());
 }
 
 /**
@@ -287,7 +314,7 @@ export function fastPath(cls) {
 /**
  * Whether getBalance's options are certainly valid without asking the wasm: absent, or a plain
  * object with nothing but an AbortSignal `signal` and a function `waitUntil`. Anything else is
- * checked (and refused with its message) by the wasm's __balanceUrl.
+ * checked (and refused with its message) by the wasm's balanceUrl.
  * @param {BalanceOptions | null | undefined} o
  */
 function plainBalanceOptions(o) {
@@ -379,50 +406,53 @@ function fromPlan(plan, accountId, raw) {
  * @typedef {object} ClientMethods the wasm's QBankClient, as the fast path uses it
  * @property {Manager} tokens
  * @property {(accountId: string, options?: BalanceOptions | null) => Promise<Balance>} getBalance
- * @property {(accountId: unknown, options: unknown) => string} __balanceUrl throws what getBalance would reject with
- * @property {(accountId: string, body: string) => number | string} __balanceRead
- * @property {(accountId: unknown, options: unknown, token?: string, answer?: Exchange) => Promise<Balance>} __balanceAfter
- * @property {() => ApiTransport} __transport
- * @property {(accountId: string) => string} __urlOf
- * @typedef {ClientMethods & { [URLS]?: Map<string, string>, [TRANSPORT]?: ApiTransport }} Client
+ * @typedef {{
+ *   [BALANCE_URL]: (accountId: unknown, options: unknown) => string,
+ *   [BALANCE_READ]: (accountId: string, body: string) => number | string,
+ *   [BALANCE_AFTER]: (accountId: unknown, options: unknown, token?: string, answer?: Exchange) => Promise<Balance>,
+ *   [TRANSPORT_OF]: () => ApiTransport,
+ * }} ClientInternals the wasm methods for the fast path (client.rs: `balanceUrl` throws what
+ *   getBalance would reject with)
+ * @typedef {ClientMethods & ClientInternals & { [URLS]?: Map<string, string>, [TRANSPORT]?: ApiTransport }} Client
  *
  * @param {{ prototype: Client }} cls
  */
 export function balancePath(cls) {
-  // The URL of an account id, remembered: the wasm's check and encoding of the id are pure.
   /**
    * @this {Client}
-   * @param {string} accountId
-   */
-  cls.prototype.__urlOf = function (accountId) {
-    const urls = this[URLS] || (this[URLS] = new Map());
-    let url = urls.get(accountId);
-    if (url === undefined) {
-      url = this.__balanceUrl(accountId, undefined);
-      if (urls.size >= MAX_URLS) urls.clear();
-      urls.set(accountId, url);
-    }
-    return url;
-  };
-  /**
-   * @this {Client}
-   * @param {string} accountId index.d.ts's type: __balanceUrl refuses anything else, before a request
+   * @param {string} accountId index.d.ts's type: the wasm's balanceUrl refuses anything else, before a request
    * @param {BalanceOptions | null} [options]
    */
   cls.prototype.getBalance = async function getBalance(accountId, options) {
     const token = servable(slotOf(this.tokens));
     const signal = options == null ? undefined : options.signal;
-    if (token === undefined || (signal && signal.aborted)) return this.__balanceAfter(accountId, options);
-    const url = typeof accountId === "string" && plainBalanceOptions(options) ? this.__urlOf(accountId) : this.__balanceUrl(accountId, options);
-    const [fetchImpl, timeoutMs, maxBytes] = this[TRANSPORT] || (this[TRANSPORT] = this.__transport());
+    if (token === undefined || (signal && signal.aborted)) return this[BALANCE_AFTER](accountId, options);
+    const url = typeof accountId === "string" && plainBalanceOptions(options) ? urlOf(this, accountId) : this[BALANCE_URL](accountId, options);
+    const [fetchImpl, timeoutMs, maxBytes] = this[TRANSPORT] || (this[TRANSPORT] = this[TRANSPORT_OF]());
     // The request providers::qbank::balances::bearer_get describes.
     const headers = { authorization: "Bearer " + token.accessToken, accept: "application/json" };
     const answer = await send(fetchImpl, "GET", url, headers, undefined, timeoutMs, maxBytes, signal, false);
     if (answer.ok && answer.status >= 200 && answer.status < 300) {
-      return balanceResult(this.__balanceRead(accountId, answer.body), accountId, answer.body);
+      return balanceResult(this[BALANCE_READ](accountId, answer.body), accountId, answer.body);
     }
-    return this.__balanceAfter(accountId, options, token.accessToken, answer);
+    return this[BALANCE_AFTER](accountId, options, token.accessToken, answer);
   };
+}
+
+/**
+ * The URL of an account id, remembered: the wasm's check and encoding of the id are pure.
+ * @param {Client} client
+ * @param {string} accountId
+ */
+function urlOf(client, accountId) {
+  const urls = client[URLS] || (client[URLS] = new Map());
+  let url = urls.get(accountId);
+  if (url === undefined) {
+    url = client[BALANCE_URL](accountId, undefined);
+    if (urls.size >= MAX_URLS) urls.clear();
+    urls.set(accountId, url);
+  }
+  return url;
 }
 
 // ---- runtime ----

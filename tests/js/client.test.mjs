@@ -14,6 +14,7 @@ import {
   assertQBankError,
   assertSandboxCounts,
   errorRenderings,
+  internalKey,
   rejectionOf,
   sandboxSuite,
   secretForms,
@@ -388,12 +389,15 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
   // ---- the cached-token fast path (the package's JavaScript getBalance) ----
 
   describe("getBalance: the cached-token fast path", () => {
+    const BALANCE_AFTER = internalKey(QBankClient, "balanceAfter");
+    const BALANCE_READ = internalKey(QBankClient, "balanceRead");
+
     /** Counts the calls that reach the wasm's own getBalance (the path without a servable token). */
     function countSlowCalls() {
       const proto = QBankClient.prototype;
-      const original = proto.__balanceAfter;
-      const counter = { calls: 0, restore: () => (proto.__balanceAfter = original) };
-      proto.__balanceAfter = function (...args) {
+      const original = proto[BALANCE_AFTER];
+      const counter = { calls: 0, restore: () => (proto[BALANCE_AFTER] = original) };
+      proto[BALANCE_AFTER] = function (...args) {
         counter.calls += 1;
         return original.apply(this, args);
       };
@@ -418,14 +422,14 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       const bank = makeClient();
       const kinds = {};
       for (const id of Object.keys(SEED_ACCOUNTS)) {
-        const read = bank.__balanceRead(id, SEED_ACCOUNTS[id]);
+        const read = bank[BALANCE_READ](id, SEED_ACCOUNTS[id]);
         kinds[typeof read] = (kinds[typeof read] ?? 0) + 1;
         let numbers = false;
         JSON.parse(SEED_ACCOUNTS[id], (_, v) => ((numbers ||= typeof v === "number"), v));
         if (numbers) assert.equal(typeof read, "string", `${id}: a number needs the core's exact text`);
         assert.deepEqual(await bank.getBalance(id), EXPECTED[id], `${id}, warm`);
       }
-      assert.equal(typeof bank.__balanceRead(DOC_ACCOUNT, SEED_ACCOUNTS[DOC_ACCOUNT]), "number", "the documented body is planned");
+      assert.equal(typeof bank[BALANCE_READ](DOC_ACCOUNT, SEED_ACCOUNTS[DOC_ACCOUNT]), "number", "the documented body is planned");
       assert.ok(kinds.number >= 2 && kinds.string >= 2, `both kinds of body are seeded (${JSON.stringify(kinds)})`);
     });
 

@@ -18,6 +18,16 @@ import { PKG } from "./harness.mjs";
 export const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(PKG, "node.js")).href;
 export const { TokenManager, QBankClient, QBankError } = await import(PKG_URL);
 
+/**
+ * An internal method of the package's classes, for white-box tests: keyed by a symbol, not a
+ * name (pkg-template/build.mjs hides them), found by its description ("balanceRead", …).
+ */
+export function internalKey(cls, description) {
+  const key = Object.getOwnPropertySymbols(cls.prototype).find((s) => s.description === `qbank-connect.${description}`);
+  if (key === undefined) throw new Error(`${cls.name}.prototype has no internal method ${description}`);
+  return key;
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `predicate` until it is truthy; fails after `timeoutMs` saying `what` never happened. */
