@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { homedir } from "node:os";
-import ts from "typescript";
+import { checkSurface, surfaceProbe } from "./surface.mjs";
 import { ensureConsumer, consumerFile, run, BIN, CONSUMER, CRATE_VERSION, startWorkerd, PKG } from "./harness.mjs";
 
 const PROBE_BODY = `
@@ -18,78 +18,12 @@ try {
   out.config = "accepted";
 } catch (e) {
   out.config = { isQBankError: e instanceof q.QBankError, isError: e instanceof Error, code: e.code, name: e.name };
-  out.errorOwn = Object.getOwnPropertyNames(e).sort();
 }
-// The surface: own property names of each exported function (statics) and of its prototype,
-// and of instances (a QBankClient's tokens included).
-const own = (o) => Object.getOwnPropertyNames(o).sort();
-out.surface = {};
-for (const [name, value] of Object.entries(q)) {
-  if (typeof value === "function") out.surface[name] = { statics: own(value), proto: value.prototype ? own(value.prototype) : null };
-}
-const tm = new q.TokenManager({ tokenUrl: "https://bank.example/token", clientId: "id", clientSecret: "not-a-real-secret", autoRefresh: false });
-const bank = new q.QBankClient({ clientId: "id", clientSecret: "not-a-real-secret", autoRefresh: false });
-out.instances = { TokenManager: own(tm), QBankClient: own(bank), "QBankClient.tokens": own(bank.tokens), OneTimeSecret: own(new q.OneTimeSecret("x")) };
-tm.close();
-bank.close();
-`;
+${surfaceProbe()}`;
 const ESM_PROBE = `import * as q from "qbank-connect";\n${PROBE_BODY}\nout.entry = import.meta.resolve("qbank-connect").split("/").pop();\nconsole.log(JSON.stringify(out));\n`;
 const CJS_PROBE = `const q = require("qbank-connect");\n${PROBE_BODY}\nout.entry = require("node:path").basename(require.resolve("qbank-connect"));\nconsole.log(JSON.stringify(out));\n`;
 /** The entry each runtime must load: Node gets the node:http transport; the others their fetch. */
 const ENTRY = { "node-esm": "node.js", "node-cjs": "node.cjs", deno: "index.js", bun: "index.js" };
-
-/**
- * What index.d.ts (as published) documents, read with the TypeScript compiler: the value exports,
- * and for each declared class its static members, its instance members (methods, and
- * properties: on the prototype as getters, except an Error subclass's, which are its own).
- */
-function documentedSurface() {
-  const file = join(PKG, "index.d.ts");
-  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true);
-  const exported = (n) => ts.getCombinedModifierFlags(n) & ts.ModifierFlags.Export;
-  const isStatic = (m) => ts.getCombinedModifierFlags(m) & ts.ModifierFlags.Static;
-  const doc = { exports: [], classes: {} };
-  for (const node of source.statements) {
-    if (!exported(node)) continue;
-    if (ts.isFunctionDeclaration(node)) doc.exports.push(node.name.text);
-    if (!ts.isClassDeclaration(node)) continue;
-    const name = node.name.text;
-    doc.exports.push(name);
-    const extendsError = (node.heritageClauses ?? []).some((h) => h.types.some((t) => t.expression.getText(source) === "Error"));
-    const cls = { statics: [], methods: [], properties: [], extendsError };
-    for (const m of node.members) {
-      if (ts.isConstructorDeclaration(m)) continue;
-      const member = m.name.getText(source);
-      if (isStatic(m)) cls.statics.push(member);
-      else if (ts.isMethodDeclaration(m)) cls.methods.push(member);
-      else cls.properties.push(member);
-    }
-    doc.classes[name] = cls;
-  }
-  doc.exports.sort();
-  return doc;
-}
-
-/** Asserts a probe's surface is exactly the documented one. */
-function checkSurface(out, runtime) {
-  const doc = documentedSurface();
-  assert.ok(doc.exports.length >= 7 && Object.keys(doc.classes).length >= 5, `index.d.ts read (${doc.exports})`);
-  assert.deepEqual(out.names, doc.exports, `${runtime}: the exports are exactly index.d.ts's`);
-  const sorted = (a) => [...a].sort();
-  for (const [name, cls] of Object.entries(doc.classes)) {
-    const got = out.surface[name];
-    const onPrototype = cls.extendsError ? cls.methods : [...cls.methods, ...cls.properties];
-    assert.deepEqual(got.proto, sorted(["constructor", ...onPrototype]), `${runtime}: ${name}.prototype has exactly the documented members`);
-    assert.deepEqual(got.statics, sorted(["length", "name", "prototype", ...cls.statics]), `${runtime}: ${name} has exactly the documented static members`);
-  }
-  for (const name of doc.exports.filter((n) => !doc.classes[n])) {
-    assert.ok(!out.surface[name].statics.some((k) => k.startsWith("__")), `${runtime}: ${name} has no internal member`);
-  }
-  for (const [what, names] of Object.entries(out.instances)) {
-    assert.deepEqual(names, [], `${runtime}: a ${what} instance has no own property (all it shows is documented on its class)`);
-  }
-  assert.ok(!out.errorOwn.some((k) => k.startsWith("__")), `${runtime}: a QBankError has no internal member (${out.errorOwn})`);
-}
 
 function checkProbe(stdout, runtime) {
   const line = stdout.trim().split("\n").pop();

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, normalize, sep } from "node:path";
 import { BIN, ROOT, PKG, run, startWorkerd } from "./harness.mjs";
 import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample } from "./examples.mjs";
+import { checkSurface, surfaceProbe } from "./surface.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
@@ -473,11 +474,13 @@ test("Chromium: the Worker's page shows the balance; its HTML and traffic carry 
   }
 });
 
-test("Chromium: constructing a client with a secret in a web page throws unless dangerouslyAllowBrowser: true", async () => {
+test("Chromium: constructing a client with a secret in a web page throws unless dangerouslyAllowBrowser: true; each class shows only its documented members", async () => {
   // Serves pkg/ (the package as published) and a page that imports it.
   const PAGE = `<!doctype html><meta charset="utf-8"><title>browser</title><script type="module">
 import { QBankClient, TokenManager, QBankError } from "/pkg/index.js";
+import * as q from "/pkg/index.js";
 const out = {};
+${surfaceProbe({ dangerouslyAllowBrowser: true })}
 const attempt = (make) => {
   try { const c = make(); c.close(); return { ok: true }; }
   catch (e) { return { ok: false, isQBankError: e instanceof QBankError, name: e.name, code: e.code, message: e.message }; }
@@ -521,6 +524,7 @@ window.__result = out;
     assert.ok(!r.message.includes("browser-secret"), "the refusal does not repeat the secret");
   }
   assert.deepEqual(out.allowed, { ok: true }, "with dangerouslyAllowBrowser: true it constructs");
+  checkSurface(out, "chromium");
 });
 
 // ---- expiry (started in before(), running in the background until now) ----
