@@ -17,6 +17,7 @@ import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, st
 import { join, dirname, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
+import { shortNames } from "./short-names.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -43,8 +44,15 @@ function findFile(dir, name) {
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-cpSync(join(rawDir, "qbank_connect.js"), join(outDir, "qbank_connect.js"));
-cpSync(join(rawDir, "qbank_connect_bg.wasm"), join(outDir, "qbank_connect_bg.wasm"));
+// The glue and the .wasm, their hashed import and export names shortened (short-names.mjs).
+{
+  const short = shortNames(
+    readFileSync(join(rawDir, "qbank_connect_bg.wasm")),
+    readFileSync(join(rawDir, "qbank_connect.js"), "utf8"),
+  );
+  writeFileSync(join(outDir, "qbank_connect.js"), short.glue);
+  writeFileSync(join(outDir, "qbank_connect_bg.wasm"), short.wasm);
+}
 cpSync(join(rawDir, "snippets"), join(outDir, "snippets"), { recursive: true });
 
 const supportAbs = findFile(join(outDir, "snippets"), "support.js");
