@@ -148,17 +148,16 @@ fn str_list(value: &JsValue, what: &str) -> Result<Vec<String>, Error> {
             concat(&[what, " must be an array of role names; nothing was sent"]),
         ));
     }
-    Array::from(value)
-        .iter()
-        .map(|v| {
-            v.as_string().ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidArgument,
-                    concat(&[what, " must hold strings; nothing was sent"]),
-                )
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for v in Array::from(value).iter() {
+        out.push(v.as_string().ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                concat(&[what, " must hold strings; nothing was sent"]),
+            )
+        })?);
+    }
+    Ok(out)
 }
 
 fn snake_to_camel(key: &str) -> String {

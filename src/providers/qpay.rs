@@ -231,14 +231,14 @@ fn list_in<'v, 'a>(v: &'v Json<'a>, key: &str, missing: &str) -> Result<&'v [Jso
 
 /// Role names, each a string or an object with a `name`.
 fn role_names(list: &[Json]) -> Result<Vec<String>, Error> {
-    list.iter()
-        .map(|r| {
-            r.as_str()
-                .or_else(|| r.get("name").and_then(Json::as_str))
-                .map(String::from)
-                .ok_or_else(|| invalid("has a role that is not a name"))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for r in list {
+        let name = r.as_str().or_else(|| r.get("name").and_then(Json::as_str));
+        out.push(String::from(
+            name.ok_or_else(|| invalid("has a role that is not a name"))?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Reads a roles answer: a list of names, as an array or under `roles`, items as strings or
@@ -266,26 +266,25 @@ pub struct ClientSummary {
 /// Reads a list-clients answer: the records as an array or under `clients`. The document shows
 /// no paging, so none is followed. Each record needs its `id` and `client_id`.
 pub fn clients_from_json(v: &Json) -> Result<Vec<ClientSummary>, Error> {
-    list_in(v, "clients", "has no clients list")?
-        .iter()
-        .map(|c| {
-            if c.as_object().is_none() {
-                return Err(invalid("has a client that is not a JSON object"));
-            }
-            let roles = match c.get("roles") {
-                None | Some(Json::Null) => None,
-                Some(Json::Array(list)) => Some(role_names(list)?),
-                Some(_) => return Err(invalid("has a client whose roles are not a list")),
-            };
-            Ok(ClientSummary {
-                id: required(c, "id", "id")?.into(),
-                client_id: required(c, "client_id", "clientId")?.into(),
-                tenant_id: string_field(c, "tenant_id", "tenantId").map(String::from),
-                name: string_field(c, "name", "name").map(String::from),
-                roles,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for c in list_in(v, "clients", "has no clients list")? {
+        if c.as_object().is_none() {
+            return Err(invalid("has a client that is not a JSON object"));
+        }
+        let roles = match c.get("roles") {
+            None | Some(Json::Null) => None,
+            Some(Json::Array(list)) => Some(role_names(list)?),
+            Some(_) => return Err(invalid("has a client whose roles are not a list")),
+        };
+        out.push(ClientSummary {
+            id: required(c, "id", "id")?.into(),
+            client_id: required(c, "client_id", "clientId")?.into(),
+            tenant_id: string_field(c, "tenant_id", "tenantId").map(String::from),
+            name: string_field(c, "name", "name").map(String::from),
+            roles,
+        });
+    }
+    Ok(out)
 }
 
 /// The code and advice for a Credentials API answer that is not a success.
