@@ -386,10 +386,16 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
                 .collect(),
         ),
         // Some servers send an array; accept it when every element is a string.
-        Some(Json::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(String::from))
-            .collect::<Option<Vec<_>>>(),
+        Some(Json::Array(items)) => {
+            let mut list = Vec::new();
+            for i in items {
+                match i.as_str() {
+                    Some(s) => list.push(String::from(s)),
+                    None => break,
+                }
+            }
+            (list.len() == items.len()).then_some(list)
+        }
         _ => None,
     };
 
