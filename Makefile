@@ -18,7 +18,10 @@ CARGO_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
 REMAP := --remap-path-prefix=$(CARGO_DIR)/registry/src/=crates/ --remap-path-prefix=$(CURDIR)/=
 
 comma := ,
-WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# -Oz run until it shrinks no more (--converge); the producers (toolchain versions) and
+# target_features custom sections are dropped: no runtime reads them.
+WASM_OPT_FLAGS := -Oz --converge --strip-producers --strip-target-features \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue
 step = @printf '\n==> %s\n' "$(1)"
 
