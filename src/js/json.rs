@@ -1,10 +1,20 @@
 //! Core JSON values to JavaScript values.
 
+use crate::prelude::*;
 use crate::util::json::Json;
 use js_sys::{Array, Object};
 use wasm_bindgen::JsValue;
 
 use super::errors::set;
+
+/// A list of strings as a JS array of strings.
+pub fn strings(list: &[String]) -> Array {
+    let out = Array::new();
+    for s in list {
+        out.push(&JsValue::from_str(s));
+    }
+    out
+}
 
 /// Converts a parsed JSON value (a problem body, a QPay answer); numbers become JS numbers. Money
 /// never comes this way: getBalance's result is JSON text built by the core, numbers quoted.

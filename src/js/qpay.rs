@@ -10,6 +10,7 @@ use crate::prelude::*;
 use crate::providers::qpay::{self, CONSOLE_CLIENT_ID, DEFAULT_REALM, SANDBOX_BASE_URL};
 use crate::util::json::Json;
 use crate::util::redact::{scrub, secret_variants};
+use crate::util::text::as_strs;
 use crate::util::url::ParsedUrl;
 use crate::util::{concat, HttpRequest, Millis};
 use alloc::rc::Rc;
@@ -19,6 +20,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{set, to_js};
 use super::http::exchange;
+use super::json::strings;
 use super::options::Options;
 use super::support;
 use super::token_manager::{now_ms, scrub_error};
@@ -190,11 +192,6 @@ fn record_to_js(v: &Json) -> JsValue {
     o.into()
 }
 
-/// A list of names as a JS array of strings.
-fn names(list: &[String]) -> Array {
-    list.iter().map(|r| JsValue::from_str(r)).collect()
-}
-
 /// A bad argument object is the caller's mistake in a call, not in configuration.
 fn as_argument(mut e: Error) -> Error {
     if e.code == ErrorCode::Config {
@@ -226,7 +223,7 @@ impl Answer {
                 }
                 o.into()
             }
-            Answer::Roles => names(&qpay::roles_from_json(v)?).into(),
+            Answer::Roles => strings(&qpay::roles_from_json(v)?).into(),
             Answer::Created => {
                 let c = qpay::created_from_json(v)?;
                 let o = Object::new();
@@ -254,7 +251,7 @@ impl Answer {
                         set(&o, "name", &JsValue::from_str(n));
                     }
                     if let Some(roles) = &c.roles {
-                        set(&o, "roles", &names(roles));
+                        set(&o, "roles", &strings(roles));
                     }
                     JsValue::from(o)
                 })
@@ -325,7 +322,7 @@ impl QPayCredentials {
         future_to_promise(async move {
             let sent_at = now_ms();
             let scrubbed = |e: Error| {
-                let list: Vec<&str> = scrub_list.iter().map(String::as_str).collect();
+                let list = as_strs(&scrub_list);
                 to_js(&scrub_error(e, &list))
             };
             let resp = exchange(

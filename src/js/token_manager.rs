@@ -19,13 +19,15 @@ use crate::oauth::policy::RefreshPolicy;
 use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
 use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
 use crate::util::redact::{scrub, secret_variants};
+use crate::util::text::as_strs;
 use crate::util::{concat, Millis};
-use js_sys::{Array, Function, Object, Promise};
+use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::errors::{set, to_js};
 use super::http::exchange;
+use super::json::strings;
 use super::options::{Options, StringOrList};
 use super::support;
 
@@ -173,13 +175,13 @@ impl Config {
 
     /// Replaces every echoed form of the secret in server text.
     pub fn scrub(&self, text: &str) -> String {
-        let list: Vec<&str> = self.scrub_list.iter().map(String::as_str).collect();
+        let list = as_strs(&self.scrub_list);
         scrub(text, &list)
     }
 
     /// Scrubs the server-provided parts of an error.
     pub fn scrub_error(&self, e: Error) -> Error {
-        let list: Vec<&str> = self.scrub_list.iter().map(String::as_str).collect();
+        let list = as_strs(&self.scrub_list);
         scrub_error(e, &list)
     }
 
@@ -201,8 +203,7 @@ impl Config {
         set(&o, "tokenUrl", &JsValue::from_str(&self.token_url));
         set(&o, "clientId", &JsValue::from_str(&self.client_id));
         set(&o, "clientSecret", &JsValue::from_str("[redacted]"));
-        let scope: Array = self.scope.iter().map(|s| JsValue::from_str(s)).collect();
-        set(&o, "scope", &scope);
+        set(&o, "scope", &strings(&self.scope));
         o
     }
 }
@@ -306,13 +307,7 @@ impl Inner {
                 return obj.clone();
             }
         }
-        let scope: Array = t
-            .scope
-            .as_ref()
-            .unwrap_or(&self.cfg.scope)
-            .iter()
-            .map(|s| JsValue::from_str(s))
-            .collect();
+        let scope = strings(t.scope.as_ref().unwrap_or(&self.cfg.scope));
         let obj = support::make_token(t.access_token.expose(), t.expires_at as f64, scope);
         *self.token_js.borrow_mut() = Some((t.acquired_at, t.expires_at, obj.clone()));
         obj

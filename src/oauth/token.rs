@@ -10,6 +10,7 @@ use crate::prelude::*;
 use crate::util::encode::{base64_encode, base64url_decode, form_urlencode};
 use crate::util::http_date::parse_retry_after;
 use crate::util::json::{self, Json};
+use crate::util::text::words;
 use crate::util::{concat, push_u64, HttpRequest, HttpResponse, Millis};
 
 /// Whether an `error_description` says the client credentials are wrong (Keycloak's wording).
@@ -379,12 +380,7 @@ pub fn parse_token_response(resp: &HttpResponse, now: Millis) -> Result<TokenRes
         .map(|s| s.saturating_mul(1000));
 
     let scope = match body.get("scope") {
-        Some(Json::String(s)) => Some(
-            s.split(' ')
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect(),
-        ),
+        Some(Json::String(s)) => Some(words(s)),
         // Some servers send an array; accept it when every element is a string.
         Some(Json::Array(items)) => {
             let mut list = Vec::new();

@@ -31,6 +31,26 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// The words of a space-separated list (`"a  b"` is `["a", "b"]`): a scope string.
+pub fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in s.split(' ') {
+        if !w.is_empty() {
+            out.push(String::from(w));
+        }
+    }
+    out
+}
+
+/// The strings borrowed, for the functions that take `&[&str]`.
+pub fn as_strs(list: &[String]) -> Vec<&str> {
+    let mut out = Vec::with_capacity(list.len());
+    for s in list {
+        out.push(s.as_str());
+    }
+    out
+}
+
 /// `s[from..to]` without a panic path. A `&str` index that the compiler cannot prove to be on
 /// a char boundary links core's slice panic, and through its message the formatting machinery
 /// (`char` Debug escapes, Unicode tables, integer padding: about 8 KiB of wasm). The indices the
@@ -123,6 +143,14 @@ pub(crate) fn edit_distance(a: &[char], b: &[char]) -> usize {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_the_non_empty_pieces_between_spaces() {
+        assert_eq!(words(" read  write\tx "), ["read", "write\tx"]);
+        assert!(words("   ").is_empty());
+        let list = [String::from("a"), String::from("b c")];
+        assert_eq!(as_strs(&list), ["a", "b c"]);
+    }
 
     #[test]
     fn push_u64_writes_every_digit() {

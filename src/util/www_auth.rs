@@ -5,6 +5,7 @@
 //! read, up to the next comma, is skipped, and the rest is still read.
 
 use super::sub;
+use super::text::words;
 use crate::prelude::*;
 
 /// One challenge: a scheme and either auth-params or a token68.
@@ -106,12 +107,7 @@ pub fn bearer_error(header: &str) -> Option<BearerError> {
     Some(BearerError {
         error: get("error"),
         error_description: get("error_description"),
-        scope: challenge.param("scope").map(|s| {
-            s.split(' ')
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect()
-        }),
+        scope: challenge.param("scope").map(words),
         realm: get("realm"),
     })
 }
