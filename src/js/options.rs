@@ -4,6 +4,7 @@ use crate::oauth::config::check_option_names;
 use crate::oauth::Error;
 use crate::prelude::*;
 use crate::util::concat;
+use crate::util::text::as_strs;
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -40,12 +41,13 @@ impl Options {
                 " options must be a plain object",
             ])));
         }
-        let keys: Vec<String> = Object::keys(value.unchecked_ref::<Object>())
-            .iter()
-            .filter_map(|k| k.as_string())
-            .collect();
-        let refs: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-        check_option_names(&refs, known)?;
+        let mut keys = Vec::new();
+        for k in Object::keys(value.unchecked_ref::<Object>()).iter() {
+            if let Some(k) = k.as_string() {
+                keys.push(k);
+            }
+        }
+        check_option_names(&as_strs(&keys), known)?;
         Ok(Options { obj: value.clone() })
     }
 

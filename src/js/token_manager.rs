@@ -119,7 +119,13 @@ impl Config {
         let scope = match o.string_or_list("scope")? {
             Some(StringOrList::String(s)) => parse_scope_string(&s)?,
             Some(StringOrList::List(l)) => parse_scope_list(&l)?,
-            None => default_scope.iter().map(|s| String::from(*s)).collect(),
+            None => {
+                let mut list = Vec::new();
+                for s in default_scope {
+                    list.push(String::from(*s));
+                }
+                list
+            }
         };
         let auth_method = match o.string("authMethod")?.as_deref() {
             None | Some("client_secret_post") => AuthMethod::ClientSecretPost,
