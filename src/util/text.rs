@@ -90,11 +90,16 @@ pub fn push_preview(out: &mut String, s: &str, max_chars: usize) {
 pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     const MAX_LEN: usize = 64;
     let norm = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .map(|c| c.to_ascii_lowercase())
-            .take(MAX_LEN + 1)
-            .collect()
+        let mut out = Vec::new();
+        for c in s.chars() {
+            if out.len() > MAX_LEN {
+                break;
+            }
+            if !matches!(c, '_' | '-') {
+                out.push(c.to_ascii_lowercase());
+            }
+        }
+        out
     };
     let a = norm(name);
     if a.is_empty() || a.len() > MAX_LEN {
@@ -122,11 +127,14 @@ pub fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 /// Optimal-string-alignment distance (Levenshtein plus swaps of neighbours).
 pub(crate) fn edit_distance(a: &[char], b: &[char]) -> usize {
     let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut prev: Vec<usize> = vec![0; b.len() + 1];
+    for (j, p) in prev.iter_mut().enumerate() {
+        *p = j;
+    }
     let mut cur: Vec<usize> = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
+    for i in 1..a.len() + 1 {
         cur[0] = i;
-        for j in 1..=b.len() {
+        for j in 1..b.len() + 1 {
             let cost = usize::from(a[i - 1] != b[j - 1]);
             let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
