@@ -98,9 +98,9 @@ export function shortNames(wasm, glue) {
   }
   let out = glue;
   for (const [long, short] of renames) {
-    const uses = out.split(long).length - 1;
-    if (uses === 0) throw new Error(`short-names: ${long} is not in the glue`);
-    out = out.split(long).join(short);
+    const word = new RegExp(`\\b${long}\\b`, "g");
+    if (!word.test(out)) throw new Error(`short-names: ${long} is not in the glue`);
+    out = out.replace(word, short);
   }
   return { wasm: Buffer.concat(parts), glue: out };
 }

@@ -227,6 +227,19 @@ test("the .wasm names no path of the machine that built it (its panic locations 
   for (const p of paths) assert.ok(/^(crates\/|src\/|\/rustc\/[0-9a-f]+\/library\/)/.test(p), `an unexpected source path in the .wasm: ${p}`);
 });
 
+test("the .wasm's import and export names carry no wasm-bindgen hash, and workerd.js provides every import", async () => {
+  // pkg-template/short-names.mjs drops the 16-hex-digit hashes (__wbg_then_e3f7f2d365708be8 is
+  // __wbg_then): ~1.4 KiB gzipped of what a Worker ships. The glue must name each import as
+  // the .wasm does, or instantiation fails.
+  const module = await WebAssembly.compile(readFileSync(join(PKG, "qbank_connect_bg.wasm")));
+  const imports = WebAssembly.Module.imports(module);
+  const names = [...imports, ...WebAssembly.Module.exports(module)].map((d) => d.name);
+  assert.ok(names.length > 50, `the .wasm's imports and exports (${names.length})`);
+  for (const name of names) assert.ok(!/_h?[0-9a-f]{16}$/.test(name), `a hashed name in the .wasm: ${name}`);
+  const workerd = readFileSync(join(PKG, "workerd.js"), "utf8");
+  for (const { name } of imports) assert.ok(new RegExp(`\\b${name}\\b`).test(workerd), `workerd.js does not provide ${name}`);
+});
+
 test("each published entry is one minified file; workerd.js imports only its .wasm module", () => {
   const pkg = JSON.parse(readFileSync(join(PKG, "package.json"), "utf8"));
   assert.ok(!pkg.files.some((f) => f.startsWith("snippets") || f === "qbank_connect.js"), "the bundles' sources are not published");
