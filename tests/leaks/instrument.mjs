@@ -114,7 +114,7 @@ function wrapQPay(C) {
   const seen = new WeakSet();
   for (const m of Object.getOwnPropertyNames(C.prototype)) {
     const d = Object.getOwnPropertyDescriptor(C.prototype, m);
-    if (m === "constructor" || m === "free" || typeof d.value !== "function" || /^(toString|toJSON|__)/.test(m)) continue;
+    if (m === "constructor" || typeof d.value !== "function" || /^(toString|toJSON)/.test(m)) continue;
     const original = d.value;
     Object.defineProperty(C.prototype, m, {
       ...d,
