@@ -49,7 +49,7 @@
 //!   apart from time spent in flight, so that token counts from the answer, up to the request's
 //!   duration later than its true send (the expiry margin is there for such transit time).
 
-use super::policy::RefreshPolicy;
+use super::policy::{RefreshPolicy, Schedule};
 use super::{Error, ErrorCode, Secret, TokenResponse};
 use crate::prelude::*;
 use crate::util::rng::SplitMix64;
@@ -144,6 +144,17 @@ struct Current {
     token: CachedToken,
     refresh_at: Millis,
     wait_at: Millis,
+}
+
+impl Current {
+    /// `token` with the refresh and wait points of its `schedule`.
+    fn new(token: &CachedToken, schedule: &Schedule) -> Self {
+        Current {
+            token: token.clone(),
+            refresh_at: schedule.refresh_at,
+            wait_at: schedule.wait_at,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -276,11 +287,7 @@ impl TokenCache {
                     self.policy
                         .schedule(sent.sent_at, token.expires_at, self.rng.next_u64());
                 self.halted = false;
-                let current = Current {
-                    token: token.clone(),
-                    refresh_at: schedule.refresh_at,
-                    wait_at: schedule.wait_at,
-                };
+                let current = Current::new(&token, &schedule);
                 if now < schedule.wait_at {
                     self.backoff = None;
                     self.current = Some(current);
@@ -330,11 +337,7 @@ impl TokenCache {
         self.flight = None;
         self.backoff = None;
         self.halted = false;
-        self.current = Some(Current {
-            token: token.clone(),
-            refresh_at: schedule.refresh_at,
-            wait_at: schedule.wait_at,
-        });
+        self.current = Some(Current::new(token, &schedule));
         true
     }
 
