@@ -61,6 +61,10 @@ const support = "./" + relative(outDir, supportAbs).split("\\").join("/");
 // The Node transport lives beside support.js, which it imports.
 cpSync(join(root, "src", "js", "node-http.js"), join(dirname(supportAbs), "node-http.js"));
 const nodeHttp = support.replace(/support\.js$/, "node-http.js");
+// So do the token stores (issue 18), in every entry: they import support.js's QBankError.
+cpSync(join(root, "src", "js", "adapters.js"), join(dirname(supportAbs), "adapters.js"));
+const adapters = support.replace(/support\.js$/, "adapters.js");
+const STORES = ["memoryStore", "redisStore", "denoKvStore"];
 
 // The wasm classes' internal members: wasm-bindgen names them with strings (its own: the
 // instance's pointer __wbg_ptr, __wrap, __destroy_into_raw, free; ours: js_name = __slot,
@@ -125,7 +129,8 @@ writeFileSync(
 
 const exportsBlock =
   `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
-  `export { QBankError, OneTimeSecret } from "${support}";\n`;
+  `export { QBankError, OneTimeSecret } from "${support}";\n` +
+  `export { ${STORES.join(", ")} } from "${adapters}";\n`;
 const decorate =
   `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
   `import { balancePath, decorate, fastPath, memoGetter } from "${support}";\n` +

@@ -280,3 +280,72 @@ export declare class QPayCredentials {
 
 /** The package version. */
 export declare function version(): string;
+
+/**
+ * A shared store for the token (issue 18): holds opaque strings (encrypted by the package) under
+ * string keys. Every method returns a Promise. The package calls it only from the acquisition
+ * path (never from a cached `getToken()`), wraps every call in the store timeout, and treats a
+ * throw, a rejection or a timeout as "store unavailable" (never an error for the caller).
+ */
+export interface TokenStore {
+  /** The value under `key`, or null/undefined when there is none or it has expired. */
+  get(key: string): Promise<string | null | undefined>;
+  /** Stores `value` under `key`, replacing any, for `ttlMs` (it may be dropped earlier, never
+   *  served later than that). */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Optional: the lease. Stores `value` under `key` for `ttlMs` only if `key` holds nothing
+   *  (or only an expired value); resolves true if it stored it. Atomic across the fleet. */
+  setIfAbsent?(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Optional: compare-and-delete. Deletes `key` only if it holds exactly `value`; resolves
+   *  true if it deleted it. Atomic across the fleet. */
+  deleteIfEquals?(key: string, value: string): Promise<boolean>;
+}
+
+/** A TokenStore of the shipped adapters: each has the lease and the compare-and-delete. */
+export type AtomicTokenStore = Required<TokenStore>;
+
+/**
+ * A store in this process only (a Map; TTLs honoured): for tests and single-process use. It
+ * shares nothing across processes or isolates.
+ */
+export declare function memoryStore(): AtomicTokenStore;
+
+/** What redisStore calls on a node-redis (v4, v5) or ioredis client. */
+export interface RedisClientLike {
+  get: (...args: any[]) => Promise<unknown>;
+  set: (...args: any[]) => Promise<unknown>;
+  eval: (...args: any[]) => Promise<unknown>;
+}
+
+/**
+ * A store in Redis through a connected node-redis (v4 or v5) or ioredis client (told apart by
+ * shape): GET; SET PX; the lease SET NX PX; compare-and-delete as one Lua script. Every key is
+ * `prefix + key`. Throws a `config` QBankError when `client` is not such a client.
+ */
+export declare function redisStore(client: RedisClientLike, options?: { prefix?: string }): AtomicTokenStore;
+
+/** A Deno.KvKey. */
+export type DenoKvKey = readonly (string | number | bigint | boolean | Uint8Array)[];
+
+/** What denoKvStore uses of a Deno.Kv (`await Deno.openKv()`). */
+export interface DenoKvLike {
+  get(key: DenoKvKey): Promise<{ value: unknown; versionstamp: string | null }>;
+  set(key: DenoKvKey, value: unknown, options?: { expireIn?: number }): Promise<unknown>;
+  atomic(): DenoKvAtomicLike;
+}
+
+/** What denoKvStore uses of a Deno.AtomicOperation. */
+export interface DenoKvAtomicLike {
+  check(...checks: { key: DenoKvKey; versionstamp: string | null }[]): DenoKvAtomicLike;
+  set(key: DenoKvKey, value: unknown, options?: { expireIn?: number }): DenoKvAtomicLike;
+  delete(key: DenoKvKey): DenoKvAtomicLike;
+  commit(): Promise<{ ok: boolean }>;
+}
+
+/**
+ * A store in Deno KV: key `[...prefix, key]`, value `{ v, exp }` with `expireIn` (a value past
+ * `exp` reads as absent: `expireIn` is only the earliest time KV deletes it). The lease and the
+ * compare-and-delete are atomic commits checked on the versionstamp read; "database is locked"
+ * is retried briefly. Throws a `config` QBankError when `kv` is not a Deno.Kv.
+ */
+export declare function denoKvStore(kv: DenoKvLike, options?: { prefix?: DenoKvKey }): AtomicTokenStore;
