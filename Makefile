@@ -25,7 +25,7 @@ WASM_OPT_FLAGS := -Oz --converge --strip-producers --strip-target-features \
   --enable-mutable-globals --enable-reference-types --enable-multivalue
 step = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help setup setup-rust setup-js setup-browser package worker-example size demo serve test test-rust test-wasm test-js lint clean bench wasm-floor soak reliability fuzz fuzz-check fuzz-libfuzzer
+.PHONY: help setup setup-rust setup-js setup-browser setup-redis package worker-example size demo serve test test-rust test-wasm test-js lint clean bench wasm-floor soak reliability fuzz fuzz-check fuzz-libfuzzer
 
 help:
 	@echo "make demo   - build the package and run the demo"
@@ -65,6 +65,13 @@ setup-browser:
 	$(call step,Chromium for the browser tests (Debian's chromium package))
 	@if command -v chromium >/dev/null; then echo "   already installed ($$(chromium --version 2>/dev/null))"; \
 	 else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
+# Debian's redis-server, for the store tests (tests/js/adapters.test.mjs starts its own on a free
+# loopback port through tests/servers/redis.mjs; nothing runs as a service).
+setup-redis:
+	$(call step,redis-server for the store tests (Debian's redis-server package))
+	@if command -v redis-server >/dev/null; then echo "   already installed ($$(redis-server --version 2>/dev/null | cut -d' ' -f1-3))"; \
+	 else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; fi
 
 ## ---- build ----
 
@@ -107,7 +114,7 @@ lint: setup-js
 	$(call step,layers: each folder under src/ uses only the layers below it (tests/layers.mjs))
 	node tests/layers.mjs --self-test
 	node tests/layers.mjs src
-	$(call step,tsc --checkJs (strict): the JavaScript half (src/js/support.js$(comma) node-http.js))
+	$(call step,tsc --checkJs (strict): the JavaScript half (src/js/support.js$(comma) node-http.js$(comma) adapters.js))
 	$(BIN)/tsc -p tsconfig.checkjs.json
 	$(call step,cargo fmt --check)
 	cargo fmt --check
@@ -133,7 +140,7 @@ test-wasm:
 
 # Under the leak scanner (tests/leaks/README.md): every error, event, printed object and line of
 # output the package produced is searched for every secret and issued token; any leak fails.
-test-js: setup-browser
+test-js: setup-browser setup-redis
 	$(call step,JavaScript tests under the leak scanner (Node test runner$(comma) plus Deno$(comma) Bun and workerd through the built package))
 	rm -rf target/reliability/fault-matrix target/reliability/bad-config
 	node --require ./tests/leaks/register.cjs --test --test-concurrency=1 tests/js/ tests/servers/ tests/leaks/
