@@ -1,0 +1,259 @@
+// The token stores (issue 18: memoryStore, redisStore, denoKvStore) against the TokenStore
+// contract (store-contract.mjs) on the real engines: memoryStore in Node; redisStore with
+// node-redis v5, node-redis v4 and ioredis on a real redis-server (tests/servers/redis.mjs);
+// denoKvStore in Deno (`deno run --unstable-kv`, store-child.mjs) on a KV file. Then the lease
+// across processes (3 Deno processes on one KV file; 3 Node processes, one per client library,
+// on one redis), Deno KV's expiry inside the value, redis's keys and TTLs, and bad arguments.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { createClient } from "redis";
+import { createClient as createClient4 } from "redis4";
+import Redis from "ioredis";
+import { BIN, ROOT } from "./harness.mjs";
+import { PKG_URL } from "./token-support.mjs";
+import { startRedis } from "../servers/redis.mjs";
+import { CONTRACT, ROUNDS, CALLS } from "./store-contract.mjs";
+
+const { memoryStore, redisStore, denoKvStore, QBankError } = await import(PKG_URL);
+
+const CHILD = join(ROOT, "tests", "js", "store-child.mjs");
+const TIMEOUT = { timeout: 120_000 };
+let unique = 0;
+const fresh = (what) => `${what}-${process.pid}-${Date.now()}-${unique++}`;
+
+let redis;
+let kvDir;
+before(async () => {
+  redis = await startRedis();
+  kvDir = mkdtempSync(join(tmpdir(), "qbank-kv-"));
+});
+after(async () => {
+  await redis?.stop();
+  if (kvDir) rmSync(kvDir, { recursive: true, force: true });
+});
+
+/** The three redis client libraries, each `connect(url)` → a connected client, `close(client)`. */
+const CLIENTS = {
+  redis5: { connect: async (url) => createClient({ url }).connect(), close: (c) => c.quit() },
+  redis4: {
+    connect: async (url) => {
+      const c = createClient4({ url });
+      await c.connect();
+      return c;
+    },
+    close: (c) => c.quit(),
+  },
+  ioredis: {
+    connect: async (url) => {
+      const c = new Redis(url, { lazyConnect: true });
+      await c.connect();
+      return c;
+    },
+    close: (c) => c.quit(),
+  },
+};
+
+/**
+ * A process running store-child.mjs (Deno for "deno-kv", else Node): its stdout's JSON lines as
+ * they come (`lines`), `until(n)` resolving once n lines have come (rejecting if it exits first),
+ * `exited` resolving its exit code.
+ */
+function child(engine, target, mode, ...rest) {
+  const args = [CHILD, engine, target, mode, ...rest];
+  const proc =
+    engine === "deno-kv"
+      ? spawn(join(BIN, "deno"), ["run", "--unstable-kv", "--no-lock", `--allow-read=${ROOT},${kvDir}`, `--allow-write=${kvDir}`, ...args], {
+          cwd: ROOT,
+          env: { ...process.env, NO_COLOR: "1" },
+        })
+      : spawn(process.execPath, args, { cwd: ROOT });
+  const lines = [];
+  let stderr = "";
+  proc.stderr.on("data", (d) => (stderr += d));
+  createInterface({ input: proc.stdout }).on("line", (l) => {
+    try {
+      lines.push(JSON.parse(l));
+    } catch {
+      stderr += `(stdout) ${l}\n`;
+    }
+  });
+  const exited = new Promise((resolve) => proc.once("close", (code) => resolve(code)));
+  let gone = false;
+  exited.then(() => (gone = true));
+  return {
+    proc,
+    lines,
+    exited,
+    stderr: () => stderr,
+    async until(n) {
+      while (lines.length < n) {
+        if (gone) throw new Error(`${engine} ${mode} exited after ${lines.length} of ${n} lines:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}
+
+/** The contract, case by case, against `make(ns)` (a fresh namespace for each case). */
+function contractSuite(make) {
+  for (const [name, run] of CONTRACT) {
+    test(name, () => run((sub) => make(`${fresh("case")}-${sub}`)));
+  }
+}
+
+describe("memoryStore: the contract", () => {
+  const stores = new Map();
+  contractSuite((ns) => {
+    if (!stores.has(ns)) stores.set(ns, memoryStore());
+    return stores.get(ns);
+  });
+});
+
+for (const [library, { connect, close }] of Object.entries(CLIENTS)) {
+  describe(`redisStore with ${library}: the contract, on a real redis-server`, () => {
+    let client;
+    before(async () => (client = await connect(redis.url)));
+    after(() => close(client));
+    contractSuite((ns) => redisStore(client, { prefix: `${ns}:` }));
+
+    test("keys are prefix + key, stored with SET PX (the TTL is redis's own)", async () => {
+      const prefix = `${fresh("raw")}:`;
+      const store = redisStore(client, { prefix });
+      await store.set("k", "v", 5000);
+      const raw = await connect(redis.url);
+      try {
+        assert.equal(await raw.get(`${prefix}k`), "v");
+        const pttl = Number(await (library === "ioredis" ? raw.pttl(`${prefix}k`) : raw.pTTL(`${prefix}k`)));
+        assert.ok(pttl > 0 && pttl <= 5000, `PTTL ${pttl}`);
+        assert.equal(await store.setIfAbsent("lease", "owner", 3000), true);
+        const leaseTtl = Number(await (library === "ioredis" ? raw.pttl(`${prefix}lease`) : raw.pTTL(`${prefix}lease`)));
+        assert.ok(leaseTtl > 0 && leaseTtl <= 3000, `lease PTTL ${leaseTtl}`);
+        assert.equal(await raw.get("k"), null, "nothing outside the prefix");
+      } finally {
+        await close(raw);
+      }
+    });
+  });
+}
+
+describe("denoKvStore: the contract, in Deno on a KV file", () => {
+  let results;
+  before(async () => {
+    const deno = child("deno-kv", join(kvDir, "contract.sqlite"), "contract");
+    const code = await deno.exited;
+    assert.equal(code, 0, `deno exited ${code}:\n${deno.stderr()}`);
+    results = deno.lines;
+  }, TIMEOUT);
+
+  test("Deno ran every case of the contract", () => {
+    assert.deepEqual(
+      results.map((r) => r.name),
+      CONTRACT.map(([name]) => name),
+    );
+  });
+  for (const [name] of CONTRACT) {
+    test(name, () => {
+      const r = results.find((x) => x.name === name);
+      assert.ok(r, "Deno reported this case");
+      assert.ok(r.ok, r.error);
+    });
+  }
+
+  test("a value past its expiry reads as absent (and can be leased over) although KV still holds it", TIMEOUT, async () => {
+    const deno = child("deno-kv", join(kvDir, "stale.sqlite"), "stale");
+    assert.equal(await deno.exited, 0, deno.stderr());
+    const [r] = deno.lines;
+    assert.ok(r.rawStillThere, "KV still holds the expired entry (no expireIn)");
+    assert.equal(r.readExpired, null, "the adapter reads it as absent");
+    assert.equal(r.deleteExpired, false, "deleteIfEquals does not count it as held");
+    assert.equal(r.leaseOverExpired, true, "setIfAbsent stores over it");
+    assert.equal(r.readAfterLease, "new");
+    assert.equal(r.readLive, "live", "an entry whose exp is ahead reads as present");
+    assert.equal(r.readForeign, null, "an entry that is not { v, exp } reads as absent");
+    assert.equal(r.leaseOverForeign, true, "and setIfAbsent stores over it");
+    assert.deepEqual(r.storedShape, { keys: ["exp", "v"], expAhead: true }, "set stores { v, exp } with exp = now + ttl");
+  });
+});
+
+/** Starts `children`, lets them go at once, and returns what each won per key. */
+async function race(children) {
+  try {
+    await Promise.all(children.map((c) => c.until(1)));
+    for (const c of children) c.proc.stdin.end("go\n");
+    const codes = await Promise.all(children.map((c) => c.exited));
+    assert.deepEqual(codes, children.map(() => 0), children.map((c) => c.stderr()).join("\n"));
+    return children.map((c) => c.lines[1].won);
+  } finally {
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
+  }
+}
+
+/** Asserts that on every key exactly one of all the processes' calls won. */
+function exactlyOneWinnerPerKey(won) {
+  assert.equal(won.length >= 2 && won[0].length, ROUNDS);
+  for (let key = 0; key < ROUNDS; key++) {
+    const total = won.reduce((sum, perKey) => sum + perKey[key], 0);
+    assert.equal(total, 1, `key ${key}: ${won.map((w) => w[key])} won (${CALLS} calls in each process)`);
+  }
+}
+
+test("denoKvStore: 3 Deno processes on one KV file, 20 concurrent setIfAbsent each per key: exactly one wins each key", TIMEOUT, async () => {
+  const file = join(kvDir, "contend.sqlite");
+  const ns = fresh("contend");
+  const won = await race([0, 1, 2].map((i) => child("deno-kv", file, "contend", ns, `deno${i}`)));
+  exactlyOneWinnerPerKey(won);
+});
+
+test("redisStore: 3 Node processes (node-redis v5, v4, ioredis) on one redis, 20 concurrent setIfAbsent each per key: exactly one wins each key", TIMEOUT, async () => {
+  const ns = fresh("contend");
+  const won = await race(["redis5", "redis4", "ioredis"].map((lib) => child(lib, redis.url, "contend", ns, lib)));
+  exactlyOneWinnerPerKey(won);
+});
+
+describe("bad arguments: a config QBankError saying what was expected", () => {
+  const isConfig = (pattern) => (e) => {
+    assert.ok(e instanceof QBankError, `a QBankError (${e})`);
+    assert.equal(e.code, "config");
+    assert.match(e.message, pattern);
+    return true;
+  };
+  const notRedis = /^redisStore\(client\): expected a connected node-redis \(v4 or v5\) or ioredis client/;
+  const notKv = /^denoKvStore\(kv\): expected a Deno\.Kv/;
+  const kvShape = { get() {}, set() {}, atomic() {} };
+
+  test("redisStore: no client, a URL, an object without eval, a Deno.Kv", () => {
+    for (const bad of [undefined, null, "redis://127.0.0.1:6379", 6379, {}, { get() {}, set() {} }, kvShape, memoryStore()]) {
+      assert.throws(() => redisStore(bad), isConfig(notRedis), `redisStore(${JSON.stringify(bad)})`);
+    }
+  });
+  test("redisStore: a prefix that is not a string", async () => {
+    const client = await CLIENTS.redis5.connect(redis.url);
+    try {
+      for (const prefix of [1, ["a"], {}]) {
+        assert.throws(() => redisStore(client, { prefix }), isConfig(/^redisStore: options\.prefix must be a string/));
+      }
+    } finally {
+      await client.quit();
+    }
+  });
+  test("denoKvStore: no kv, a path, a redis client, a store", async () => {
+    const client = await CLIENTS.ioredis.connect(redis.url);
+    try {
+      for (const bad of [undefined, null, "./kv.sqlite", {}, { get() {}, set() {} }, client, memoryStore()]) {
+        assert.throws(() => denoKvStore(bad), isConfig(notKv));
+      }
+    } finally {
+      await client.quit();
+    }
+  });
+  test("denoKvStore: a prefix that is not a Deno.KvKey array", () => {
+    for (const prefix of ["app", 1, { 0: "a" }]) {
+      assert.throws(() => denoKvStore(kvShape, { prefix }), isConfig(/^denoKvStore: options\.prefix must be a Deno\.KvKey/));
+    }
+  });
+});
