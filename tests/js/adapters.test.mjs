@@ -3,18 +3,19 @@
 // node-redis v5, node-redis v4 and ioredis on a real redis-server (tests/servers/redis.mjs);
 // denoKvStore in Deno (`deno run --unstable-kv`, store-child.mjs) on a KV file. Then the lease
 // across processes (3 Deno processes on one KV file; 3 Node processes, one per client library,
-// on one redis), Deno KV's expiry inside the value, redis's keys and TTLs, and bad arguments.
+// on one redis), Deno KV's expiry inside the value and its "database is locked" retry, redis's
+// keys and TTLs, bad arguments, and index.d.ts's types against the real clients' own.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient } from "redis";
 import { createClient as createClient4 } from "redis4";
 import Redis from "ioredis";
-import { BIN, ROOT } from "./harness.mjs";
+import { BIN, ROOT, run } from "./harness.mjs";
 import { PKG_URL } from "./token-support.mjs";
 import { startRedis } from "../servers/redis.mjs";
 import { CONTRACT, ROUNDS, CALLS } from "./store-contract.mjs";
@@ -256,4 +257,71 @@ describe("bad arguments: a config QBankError saying what was expected", () => {
       assert.throws(() => denoKvStore(kvShape, { prefix }), isConfig(/^denoKvStore: options\.prefix must be a Deno\.KvKey/));
     }
   });
+});
+
+describe("denoKvStore: \"database is locked\" (another process writing the KV file) is retried briefly", () => {
+  // A Deno.Kv whose get fails `failures` times with `error` before it answers: the retry itself,
+  // deterministically (the 3-process test above meets the real error only some of the time).
+  const flaky = (failures, error) => {
+    const kv = {
+      calls: 0,
+      async get() {
+        if (kv.calls++ < failures) throw error;
+        return { value: null, versionstamp: null };
+      },
+      set() {},
+      atomic() {},
+    };
+    return kv;
+  };
+  const locked = () => new TypeError("database is locked");
+
+  test("a few lock failures: retried until it answers", async () => {
+    const kv = flaky(4, locked());
+    assert.equal((await denoKvStore(kv).get("k")) ?? null, null);
+    assert.equal(kv.calls, 5);
+  });
+  test("any other failure: thrown at once", async () => {
+    const kv = flaky(1, new TypeError("something else"));
+    await assert.rejects(denoKvStore(kv).get("k"), /something else/);
+    assert.equal(kv.calls, 1);
+  });
+  test("a lock that stays: thrown after about a second, not retried for ever", { timeout: 10_000 }, async () => {
+    const kv = flaky(Infinity, locked());
+    const start = Date.now();
+    await assert.rejects(denoKvStore(kv).get("k"), /database is locked/);
+    const took = Date.now() - start;
+    assert.ok(took >= 1000 && took < 5000, `gave up after ${took} ms`);
+    assert.ok(kv.calls > 5 && kv.calls < 200, `${kv.calls} tries`);
+  });
+});
+
+test("index.d.ts types the adapters for the real clients: tsc (node-redis v5, v4, ioredis) and deno check (Deno.Kv)", TIMEOUT, () => {
+  const dir = join(ROOT, "target", "adapters-types");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, "node.ts"),
+    `import { createClient } from "redis";
+import { createClient as createClient4 } from "redis4";
+import { Redis } from "ioredis";
+import { memoryStore, redisStore, type TokenStore } from "../../pkg/index.js";
+const stores: TokenStore[] = [memoryStore(), redisStore(createClient()), redisStore(createClient4(), { prefix: "app:" }), redisStore(new Redis())];
+const lease: Promise<boolean> = memoryStore().setIfAbsent("k", "v", 1000);
+void stores, lease;
+`,
+  );
+  writeFileSync(
+    join(dir, "deno.ts"),
+    `// @ts-types="../../pkg/index.d.ts"
+import { denoKvStore, type TokenStore } from "../../pkg/index.js";
+const kv = await Deno.openKv();
+const store: TokenStore = denoKvStore(kv, { prefix: ["app", 1] });
+const deleted: Promise<boolean> = denoKvStore(kv).deleteIfEquals("k", "v");
+void store, deleted;
+`,
+  );
+  const tsc = run(join(BIN, "tsc"), ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--skipLibCheck", join(dir, "node.ts")]);
+  assert.equal(tsc.code, 0, `tsc: ${tsc.stdout}${tsc.stderr}`);
+  const deno = run(join(BIN, "deno"), ["check", "--unstable-kv", "--no-lock", join(dir, "deno.ts")], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(deno.code, 0, `deno check: ${deno.stdout}${deno.stderr}`);
 });
