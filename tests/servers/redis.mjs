@@ -23,25 +23,29 @@ function freePort() {
   });
 }
 
-/** Resolves true when a redis on `port` answers PING with PONG, false when it does not (yet). */
-function pings(port) {
+/**
+ * Resolves true when the redis-server answering on `port` is process `pid` (INFO server's
+ * process_id: another server on that port does not count), false when none answers (yet).
+ */
+function answers(port, pid) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let answer = '';
     const done = (ok) => (socket.destroy(), resolve(ok));
     socket.setTimeout(1000, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('connect', () => socket.write('INFO server\r\n'));
     socket.on('data', (d) => {
       answer += d;
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+      const m = /process_id:(\d+)\r\n/.exec(answer);
+      if (m) done(Number(m[1]) === pid);
     });
   });
 }
 
 /**
  * Starts `redis-server` on `port` (a free loopback port when not given) and resolves once it
- * answers PING: `{ url, port, stop(), kill(), restart() }`. stop() ends it with SIGTERM and
+ * answers (it, not another server on that port: INFO's process_id): `{ url, port, stop(), kill(), restart() }`. stop() ends it with SIGTERM and
  * kill() with SIGKILL, each resolving once it has exited; restart() starts it again on the same
  * port (after either). Nothing is written to disk (`--save "" --appendonly no`).
  */
@@ -65,7 +69,7 @@ export async function startRedis({ port } = {}) {
     child = proc;
     const deadline = Date.now() + READY_MS;
     for (;;) {
-      const early = await Promise.race([exited, spawnError, pings(port).then((ok) => (ok ? 'ready' : null))]);
+      const early = await Promise.race([exited, spawnError, answers(port, proc.pid).then((ok) => (ok ? 'ready' : null))]);
       if (early === 'ready') return;
       if (early instanceof Error) throw new Error(`redis-server could not start (${early.message}); run make setup-redis`);
       if (early) throw new Error(`redis-server exited (${JSON.stringify(early)}) before answering on port ${port}:\n${output}`);
