@@ -1,9 +1,9 @@
 // The token stores (issue 18: memoryStore, redisStore, denoKvStore) against the TokenStore
 // contract (store-contract.mjs) on the real engines: memoryStore in Node; redisStore with
-// node-redis v5, node-redis v4 and ioredis on a real redis-server (tests/servers/redis.mjs);
-// denoKvStore in Deno (`deno run --unstable-kv`, store-child.mjs) on a KV file. Then the lease
-// across processes (3 Deno processes on one KV file; 3 Node processes, one per client library,
-// on one redis), Deno KV's expiry inside the value and its "database is locked" retry, redis's
+// node-redis v5, node-redis v4 and ioredis on a real redis-server (tests/servers/redis.mjs), and
+// in Bun with node-redis v5 and ioredis; denoKvStore in Deno (`deno run --unstable-kv`,
+// store-child.mjs) on a KV file. Then the lease across processes (3 Deno processes on one KV
+// file; 3 Node processes, one per client library, and a Bun one on one redis), Deno KV's expiry inside the value and its "database is locked" retry, redis's
 // keys and TTLs, bad arguments, and index.d.ts's types against the real clients' own.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -59,20 +59,21 @@ const CLIENTS = {
   },
 };
 
+/** How each runtime runs store-child.mjs with `args`: [command, arguments]. */
+const RUNTIME = {
+  node: (args) => [process.execPath, args],
+  bun: (args) => [join(BIN, "bun"), args],
+  deno: (args) => [join(BIN, "deno"), ["run", "--unstable-kv", "--no-lock", `--allow-read=${ROOT},${kvDir}`, `--allow-write=${kvDir}`, ...args]],
+};
+
 /**
- * A process running store-child.mjs (Deno for "deno-kv", else Node): its stdout's JSON lines as
- * they come (`lines`), `until(n)` resolving once n lines have come (rejecting if it exits first),
- * `exited` resolving its exit code.
+ * A process of `runtime` running store-child.mjs: its stdout's JSON lines as they come (`lines`),
+ * `until(n)` resolving once n lines have come (rejecting if it exits first), `exited` resolving
+ * its exit code.
  */
-function child(engine, target, mode, ...rest) {
-  const args = [CHILD, engine, target, mode, ...rest];
-  const proc =
-    engine === "deno-kv"
-      ? spawn(join(BIN, "deno"), ["run", "--unstable-kv", "--no-lock", `--allow-read=${ROOT},${kvDir}`, `--allow-write=${kvDir}`, ...args], {
-          cwd: ROOT,
-          env: { ...process.env, NO_COLOR: "1" },
-        })
-      : spawn(process.execPath, args, { cwd: ROOT });
+function child(runtime, engine, target, mode, ...rest) {
+  const [command, args] = RUNTIME[runtime]([CHILD, engine, target, mode, ...rest]);
+  const proc = spawn(command, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" } });
   const lines = [];
   let stderr = "";
   proc.stderr.on("data", (d) => (stderr += d));
@@ -142,16 +143,17 @@ for (const [library, { connect, close }] of Object.entries(CLIENTS)) {
   });
 }
 
-describe("denoKvStore: the contract, in Deno on a KV file", () => {
+/** The contract run by store-child.mjs in `runtime` (one process, every case), case by case. */
+function contractInChild(runtime, engine, target) {
   let results;
   before(async () => {
-    const deno = child("deno-kv", join(kvDir, "contract.sqlite"), "contract");
-    const code = await deno.exited;
-    assert.equal(code, 0, `deno exited ${code}:\n${deno.stderr()}`);
-    results = deno.lines;
+    const proc = child(runtime, engine, target(), "contract");
+    const code = await proc.exited;
+    assert.equal(code, 0, `${runtime} exited ${code}:\n${proc.stderr()}`);
+    results = proc.lines;
   }, TIMEOUT);
 
-  test("Deno ran every case of the contract", () => {
+  test(`${runtime} ran every case of the contract`, () => {
     assert.deepEqual(
       results.map((r) => r.name),
       CONTRACT.map(([name]) => name),
@@ -160,13 +162,23 @@ describe("denoKvStore: the contract, in Deno on a KV file", () => {
   for (const [name] of CONTRACT) {
     test(name, () => {
       const r = results.find((x) => x.name === name);
-      assert.ok(r, "Deno reported this case");
+      assert.ok(r, `${runtime} reported this case`);
       assert.ok(r.ok, r.error);
     });
   }
+}
+
+for (const library of ["redis5", "ioredis"]) {
+  describe(`redisStore with ${library} in Bun: the contract, on a real redis-server`, () => {
+    contractInChild("bun", library, () => redis.url);
+  });
+}
+
+describe("denoKvStore: the contract, in Deno on a KV file", () => {
+  contractInChild("deno", "deno-kv", () => join(kvDir, "contract.sqlite"));
 
   test("a value past its expiry reads as absent (and can be leased over) although KV still holds it", TIMEOUT, async () => {
-    const deno = child("deno-kv", join(kvDir, "stale.sqlite"), "stale");
+    const deno = child("deno", "deno-kv", join(kvDir, "stale.sqlite"), "stale");
     assert.equal(await deno.exited, 0, deno.stderr());
     const [r] = deno.lines;
     assert.ok(r.rawStillThere, "KV still holds the expired entry (no expireIn)");
@@ -206,13 +218,14 @@ function exactlyOneWinnerPerKey(won) {
 test("denoKvStore: 3 Deno processes on one KV file, 20 concurrent setIfAbsent each per key: exactly one wins each key", TIMEOUT, async () => {
   const file = join(kvDir, "contend.sqlite");
   const ns = fresh("contend");
-  const won = await race([0, 1, 2].map((i) => child("deno-kv", file, "contend", ns, `deno${i}`)));
+  const won = await race([0, 1, 2].map((i) => child("deno", "deno-kv", file, "contend", ns, `deno${i}`)));
   exactlyOneWinnerPerKey(won);
 });
 
-test("redisStore: 3 Node processes (node-redis v5, v4, ioredis) on one redis, 20 concurrent setIfAbsent each per key: exactly one wins each key", TIMEOUT, async () => {
+test("redisStore: 3 Node processes (node-redis v5, v4, ioredis) and a Bun one (node-redis v5) on one redis, 20 concurrent setIfAbsent each per key: exactly one wins each key", TIMEOUT, async () => {
   const ns = fresh("contend");
-  const won = await race(["redis5", "redis4", "ioredis"].map((lib) => child(lib, redis.url, "contend", ns, lib)));
+  const processes = [["node", "redis5"], ["node", "redis4"], ["node", "ioredis"], ["bun", "redis5"]];
+  const won = await race(processes.map(([runtime, lib]) => child(runtime, lib, redis.url, "contend", ns, `${runtime}-${lib}`)));
   exactlyOneWinnerPerKey(won);
 });
 

@@ -1,7 +1,7 @@
-// A process of the store tests (tests/js/adapters.test.mjs), in Deno or Node:
+// A process of the store tests (tests/js/adapters.test.mjs), in Deno, Node or Bun:
 //
 //   deno run --unstable-kv ... store-child.mjs deno-kv <kv-file> <mode> [namespace tag]
-//   node store-child.mjs redis5|redis4|ioredis <redis-url> <mode> [namespace tag]
+//   node|bun store-child.mjs redis5|redis4|ioredis <redis-url> <mode> [namespace tag]
 //
 // mode "contract": runs store-contract.mjs's cases against the engine, one JSON line per case.
 // mode "stale":    (Deno KV) what the store makes of entries past their expiry (see stale()).
