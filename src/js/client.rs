@@ -134,13 +134,26 @@ impl Client {
         move |text: &str| scrub(&self.tokens.cfg.scrub(text), &[token.as_str()])
     }
 
+    /// A token for the next attempt. `rejected`: the token the API just answered 401 to (the
+    /// fleet's `after_unauthorized`: across a fleet sharing a store, one new token request).
     async fn token(
         &self,
         signal: &JsValue,
         wait_until: &Option<Function>,
+        rejected: Option<String>,
     ) -> Result<String, JsValue> {
-        let t = self.tokens.token_now(signal, wait_until.clone()).await?;
+        let t = self
+            .tokens
+            .token_now(signal, wait_until.clone(), rejected.as_deref())
+            .await?;
         Ok(access_token(&t))
+    }
+
+    /// After a 401 with `token`: forgets it at once (the `token_invalidated` event, as before),
+    /// and names it for the next token.
+    fn refused(&self, token: String) -> Option<String> {
+        self.tokens.invalidate(Some(&token));
+        Some(token)
     }
 
     /// A GET with the Bearer token, retried as `providers::qbank::api_retry` decides for
@@ -158,6 +171,7 @@ impl Client {
     ) -> Result<HttpResponse, JsValue> {
         let cfg: &Config = &self.tokens.cfg;
         let mut retry = ApiRetry::new(RetryRules::BALANCE);
+        let mut rejected = None;
         loop {
             let (token, resp) = match first.take() {
                 Some((token, answer)) => {
@@ -165,7 +179,7 @@ impl Client {
                     (token, resp)
                 }
                 None => {
-                    let token = self.token(&signal, &wait_until).await?;
+                    let token = self.token(&signal, &wait_until, rejected.take()).await?;
                     let req = bearer_get(&url, &token);
                     let resp =
                         exchange(&cfg.fetch, &req, API, cfg.timeout_ms, MAX_API_BODY, &signal)
@@ -176,9 +190,7 @@ impl Client {
             let resp = resp.map_err(|e| to_js(&e))?;
             match retry.answer(resp.status, resp.header("retry-after"), now_ms()) {
                 Next::Done => return Ok(resp),
-                Next::Refresh => {
-                    self.tokens.invalidate(Some(token));
-                }
+                Next::Refresh => rejected = self.refused(token),
                 Next::Wait(ms) => {
                     JsFuture::from(support::sleep(ms as f64, &signal)).await?;
                 }
@@ -213,8 +225,9 @@ impl Client {
         let rules = RetryRules::fetch(&support::method_of(&init), support::replayable(&init));
         let mut retry = ApiRetry::new(rules);
         let cfg: &Config = &self.tokens.cfg;
+        let mut rejected = None;
         loop {
-            let token = self.token(&signal, &wait_until).await?;
+            let token = self.token(&signal, &wait_until, rejected.take()).await?;
             let answer = JsFuture::from(support::fetch_with_token(
                 &cfg.fetch,
                 &url,
@@ -230,9 +243,7 @@ impl Client {
             let status = field(&response, "status").as_f64().unwrap_or(0.0) as u16;
             // Its Retry-After is not read: these rules never wait (a 429 or 503 is the caller's).
             match retry.answer(status, None, now_ms()) {
-                Next::Refresh => {
-                    self.tokens.invalidate(Some(token));
-                }
+                Next::Refresh => rejected = self.refused(token),
                 // Done or not, the caller gets the Response itself.
                 Next::Done | Next::Wait(_) | Next::GiveUp => return Ok(response),
             }

@@ -14,6 +14,7 @@ mod http;
 mod json;
 mod options;
 mod qpay;
+mod store;
 mod support;
 mod token_manager;
 

@@ -1,7 +1,11 @@
-//! `TokenManager`: the JavaScript face of the core token cache.
+//! `TokenManager`: the JavaScript face of the core's [`Fleet`] (the token cache, and with a
+//! `store` option the shared store's steps: one path for both).
 //!
 //! Every exported method takes `&self` and keeps no `RefCell` borrow across an `await`, so
 //! overlapping calls from JavaScript never meet wasm-bindgen's "recursive use of an object".
+//! After every call into the fleet the edge performs the actions it asks for (`Inner::drain`):
+//! the token request, the store's reads, lease, writes and deletes (`store.js`), settling the
+//! callers, events; and keeps one timer at the fleet's next wakeup.
 //! Token requests are shared by all callers through one JavaScript promise per flight; each
 //! caller waits on it with its own abort signal and a watchdog (a Worker cancels a promise
 //! started by a request that has ended, so a shared flight may never settle).
@@ -10,29 +14,35 @@ use crate::prelude::*;
 use alloc::rc::{Rc, Weak};
 use core::cell::{Cell, RefCell};
 
-use crate::oauth::cache::{CacheState, CachedToken, FlightId, Poll, TokenCache};
+use crate::oauth::cache::{CacheState, CachedToken, FlightId, TokenCache};
 use crate::oauth::config::{
     check_client_id, check_client_secret, check_extra_params, check_seconds, check_token_url,
     parse_scope_list, parse_scope_string,
 };
+use crate::oauth::fleet::identity::CacheIdentity;
+use crate::oauth::fleet::{
+    Action, Answer, Event, Fleet, FleetPolicy, LeaseAnswer, Refusal, Served, Source, StoreFailure,
+    StoreRead, StoreStep, StoredToken,
+};
 use crate::oauth::policy::RefreshPolicy;
 use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
 use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
+use crate::util::encode::{hex_value, push_hex};
 use crate::util::redact::{scrub, secret_variants};
 use crate::util::text::as_strs;
 use crate::util::{concat, Millis};
-use js_sys::{Function, Object, Promise};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::errors::{set, to_js};
-use super::http::exchange;
+use super::http::{exchange, field};
 use super::json::strings;
 use super::options::{Options, StringOrList};
-use super::support;
+use super::{store, support};
 
 /// The option names of a `TokenManager` (a `QBankClient` accepts these and its own).
-pub const TOKEN_OPTIONS: [&str; 16] = [
+pub const TOKEN_OPTIONS: [&str; 20] = [
     "tokenUrl",
     "clientId",
     "clientSecret",
@@ -49,6 +59,10 @@ pub const TOKEN_OPTIONS: [&str; 16] = [
     "allowInsecureHttp",
     "dangerouslyAllowBrowser",
     "onEvent",
+    "store",
+    "storeKey",
+    "storeTimeoutMs",
+    "leaseTtlMs",
 ];
 
 /// The largest token endpoint answer read: tokens are small, a huge body is a wrong URL.
@@ -80,6 +94,72 @@ pub struct Config {
     /// Whether plain http to loopback is allowed.
     pub allow_insecure_http: bool,
     on_event: Option<Function>,
+    /// The `store` option (checked: an object with `get` and `set`).
+    store: Option<JsValue>,
+    /// The `storeKey` option: the store's key material instead of the secret.
+    store_key: Option<Secret>,
+    fleet: FleetPolicy,
+    /// How long a waiter gives a shared flight before deciding it was lost.
+    watchdog_ms: u64,
+}
+
+/// The shortest `storeKey`: a key for AES-256 needs about that much entropy in its text.
+const MIN_STORE_KEY_CHARS: usize = 32;
+
+/// Reads `store`, `storeKey`, `storeTimeoutMs` and `leaseTtlMs`.
+fn store_options(o: &Options) -> Result<(Option<JsValue>, Option<String>, FleetPolicy), Error> {
+    let v = o.get("store");
+    let store = if v.is_undefined() || v.is_null() {
+        None
+    } else {
+        let has = |name: &str| field(&v, name).is_function();
+        if !v.is_object() || !has("get") || !has("set") {
+            return Err(Error::config(
+                "option `store` must be an object with the functions get and set (a TokenStore: \
+                 see index.d.ts)",
+            ));
+        }
+        Some(v)
+    };
+    let store_key = o.string("storeKey")?;
+    if let Some(key) = &store_key {
+        if store.is_none() {
+            return Err(Error::config(
+                "option `storeKey` is the key of the token store: give it with `store`",
+            ));
+        }
+        if key.chars().count() < MIN_STORE_KEY_CHARS {
+            return Err(Error::config(
+                "option `storeKey` must be at least 32 characters (a random string, kept secret)",
+            ));
+        }
+    }
+    let defaults = FleetPolicy::default();
+    let ms = |name: &str, low: f64, high: f64, default: u64, message: &str| match o.number(name)? {
+        None => Ok(default),
+        Some(v) if (low..=high).contains(&v) => Ok(v as u64),
+        Some(_) => Err(Error::config(message)),
+    };
+    let store_timeout_ms = ms(
+        "storeTimeoutMs",
+        1.0,
+        60_000.0,
+        defaults.store_timeout_ms,
+        "option `storeTimeoutMs` must be a number of milliseconds from 1 to 60000",
+    )?;
+    let lease_ttl_ms = ms(
+        "leaseTtlMs",
+        1_000.0,
+        120_000.0,
+        defaults.lease_ttl_ms,
+        "option `leaseTtlMs` must be a number of milliseconds from 1000 to 120000",
+    )?;
+    let policy = FleetPolicy {
+        store_timeout_ms,
+        lease_ttl_ms,
+        ..defaults
+    };
+    Ok((store, store_key, policy))
 }
 
 fn seconds(o: &Options, name: &str, default_ms: u64, allow_zero: bool) -> Result<u64, Error> {
@@ -152,13 +232,31 @@ impl Config {
             ..defaults
         };
         let timeout_ms = o.timeout_ms()?;
+        let (store, store_key, fleet) = store_options(o)?;
+        // With a store an acquisition may take up to two lease TTLs and a few store timeouts
+        // before its token request.
+        let store_ms = if store.is_some() {
+            (fleet.lease_ttl_ms.saturating_mul(2))
+                .saturating_add(fleet.store_timeout_ms.saturating_mul(4))
+        } else {
+            0
+        };
         let policy = RefreshPolicy {
             // A flight is given up well after its own timeout could have ended it.
             flight_timeout_ms: timeout_ms
                 .saturating_mul(2)
-                .saturating_add(WATCHDOG_GRACE_MS),
+                .saturating_add(WATCHDOG_GRACE_MS)
+                .saturating_add(store_ms),
             ..policy
         };
+        let mut scrub_list = scrub_list;
+        if let Some(key) = &store_key {
+            for form in secret_variants(&client_id, key) {
+                if !scrub_list.contains(&form) {
+                    scrub_list.push(form);
+                }
+            }
+        }
         Ok(Config {
             token_url,
             client_id,
@@ -176,7 +274,26 @@ impl Config {
             auto_refresh: o.boolean("autoRefresh")?.unwrap_or(true),
             allow_insecure_http,
             on_event: o.function("onEvent")?,
+            store,
+            store_key: store_key.map(Secret::new),
+            fleet,
+            watchdog_ms: timeout_ms
+                .saturating_add(WATCHDOG_GRACE_MS)
+                .saturating_add(store_ms),
         })
+    }
+
+    /// The token request this configuration makes with `grant`.
+    pub fn request<'a>(&'a self, grant: &'a Grant) -> TokenRequest<'a> {
+        TokenRequest {
+            token_url: &self.token_url,
+            client_id: &self.client_id,
+            client_secret: Some(&self.secret),
+            grant,
+            scope: &self.scope,
+            auth_method: self.auth_method,
+            extra_params: &self.extra_params,
+        }
     }
 
     /// Replaces every echoed form of the secret in server text.
@@ -199,7 +316,12 @@ impl Config {
             &self.token_url,
             ", clientId: ",
             &self.client_id,
-            ", clientSecret: [redacted] }",
+            ", clientSecret: [redacted]",
+            if self.store_key.is_some() {
+                ", storeKey: [redacted] }"
+            } else {
+                " }"
+            },
         ])
     }
 
@@ -209,6 +331,9 @@ impl Config {
         set(&o, "tokenUrl", &JsValue::from_str(&self.token_url));
         set(&o, "clientId", &JsValue::from_str(&self.client_id));
         set(&o, "clientSecret", &JsValue::from_str("[redacted]"));
+        if self.store_key.is_some() {
+            set(&o, "storeKey", &JsValue::from_str("[redacted]"));
+        }
         set(&o, "scope", &strings(&self.scope));
         o
     }
@@ -233,20 +358,37 @@ pub fn now_ms() -> Millis {
     }
 }
 
-/// A pending refresh-ahead timer: its handle and the callback it will call (dropping the callback
-/// frees it; it must outlive the timer).
+/// A pending timer: its handle and the callback it will call (dropping the callback frees it; it
+/// must outlive the timer).
 type ArmedTimer = (JsValue, Closure<dyn FnMut()>);
+
+/// The callers' side of one flight: the promise they wait on and how to settle it.
+struct Pending {
+    id: FlightId,
+    promise: Promise,
+    settle: Option<(Function, Function)>,
+    background: bool,
+}
+
+/// At most this many flights are remembered unsettled (a flight lost with a Worker request is
+/// never settled; its waiters give it up on their own).
+const MAX_PENDING: usize = 8;
 
 /// The shared state of one manager.
 pub struct Inner {
     /// The configuration.
     pub cfg: Config,
-    cache: RefCell<TokenCache>,
-    /// The flight in progress and the promise its waiters share.
-    flight: RefCell<Option<(FlightId, Promise)>>,
+    /// The fleet core: the token cache, and the store's steps when there is a store.
+    fleet: RefCell<Fleet>,
+    /// `store.js`'s driver of the `store` option, if one was given.
+    store: Option<JsValue>,
+    /// The flights whose callers wait.
+    flights: RefCell<Vec<Pending>>,
     /// The JS token object last handed out, reused while the token is the same.
     token_js: RefCell<Option<(Millis, Millis, JsValue)>>,
     timer: RefCell<Option<ArmedTimer>>,
+    /// When the armed timer fires (0: none armed).
+    armed_at: Cell<Millis>,
     closed: Cell<bool>,
     /// The fast-path slot shared with `support.js` (see `fastPath` there).
     slot: JsValue,
@@ -270,6 +412,93 @@ fn closed_error() -> Error {
     )
 }
 
+/// A random u64 from `Math.random()` (two draws of 32 bits).
+fn random_u64() -> u64 {
+    let draw = || (support::random() * 4_294_967_296.0) as u64;
+    (draw() << 32) ^ draw()
+}
+
+/// 16 lowercase hex digits: how owners and stamps travel to `store.js`.
+fn hex16(v: u64) -> String {
+    let mut out = String::with_capacity(16);
+    for b in v.to_be_bytes() {
+        push_hex(&mut out, b, true);
+    }
+    out
+}
+
+fn from_hex16(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        v = (v << 4) | u64::from(hex_value(c)?);
+    }
+    Some(v)
+}
+
+/// A store write's, release's or delete's answer: `None` when it worked.
+fn store_failure(v: &JsValue) -> Option<StoreFailure> {
+    match v.as_string().as_deref() {
+        _ if v.as_bool() == Some(true) => None,
+        Some("timeout") => Some(StoreFailure::Timeout),
+        _ => Some(StoreFailure::Error),
+    }
+}
+
+/// A store read's answer (`store.js` has checked the entry's types).
+fn read_answer(v: &JsValue) -> StoreRead {
+    if v.is_null() || v.is_undefined() {
+        return StoreRead::NotFound;
+    }
+    match v.as_string().as_deref() {
+        Some("garbage") => return StoreRead::Garbage,
+        Some("timeout") => return StoreRead::Failed(StoreFailure::Timeout),
+        Some(_) => return StoreRead::Failed(StoreFailure::Error),
+        None => {}
+    }
+    let time = |k: &str| field(v, k).as_f64().map(|t| t as Millis);
+    let scope = field(v, "s");
+    let scope = if scope.is_null() {
+        Some(None)
+    } else {
+        Array::is_array(&scope).then(|| {
+            let mut list = Vec::new();
+            for s in Array::from(&scope).iter() {
+                list.push(s.as_string().unwrap_or_default());
+            }
+            Some(list)
+        })
+    };
+    let entry = (|| {
+        Some(StoredToken {
+            access_token: Secret::new(field(v, "t").as_string()?),
+            scope: scope?,
+            issued_at: time("i")?,
+            expires_at: time("e")?,
+            stamp: from_hex16(&field(v, "n").as_string()?)?,
+        })
+    })();
+    entry.map_or(StoreRead::Garbage, StoreRead::Found)
+}
+
+fn step_name(step: StoreStep) -> &'static str {
+    match step {
+        StoreStep::Read => "read",
+        StoreStep::Lease => "lease",
+        StoreStep::Write => "write",
+    }
+}
+
+fn failure_name(failure: StoreFailure) -> &'static str {
+    match failure {
+        StoreFailure::Error => "error",
+        StoreFailure::Timeout => "timeout",
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         self.clear_timer();
@@ -280,12 +509,32 @@ impl Inner {
     /// A new manager's state.
     pub fn new(cfg: Config) -> Rc<Inner> {
         let seed = (support::random() * 9_007_199_254_740_992.0) as u64 ^ now_ms();
+        let cache = TokenCache::new(cfg.policy, seed);
+        let (fleet, store) = match &cfg.store {
+            Some(user_store) => {
+                let owner = random_u64();
+                let grant = Grant::ClientCredentials;
+                let identity = CacheIdentity::of(&cfg.request(&grant)).encode();
+                let key = cfg.store_key.as_ref().unwrap_or(&cfg.secret);
+                let handle = store::open_store(
+                    user_store,
+                    key.expose(),
+                    &identity,
+                    cfg.fleet.store_timeout_ms as f64,
+                );
+                let fleet = Fleet::new(cache, cfg.fleet, owner, random_u64());
+                (fleet, Some(handle))
+            }
+            None => (Fleet::local(cache, seed.rotate_left(32)), None),
+        };
         Rc::new(Inner {
-            cache: RefCell::new(TokenCache::new(cfg.policy, seed)),
+            fleet: RefCell::new(fleet),
+            store,
             cfg,
-            flight: RefCell::new(None),
+            flights: RefCell::new(Vec::new()),
             token_js: RefCell::new(None),
             timer: RefCell::new(None),
+            armed_at: Cell::new(0),
             closed: Cell::new(false),
             slot: support::make_slot(),
             failed: RefCell::new(None),
@@ -298,12 +547,50 @@ impl Inner {
         let e = Object::new();
         set(&e, "type", &JsValue::from_str(kind));
         set(&e, "at", &JsValue::from(now_ms() as f64));
-        let requests = self.cache.borrow().status(now_ms()).token_requests;
+        let requests = self.fleet.borrow().status(now_ms()).endpoint_requests;
         set(&e, "tokenRequests", &JsValue::from(requests as f64));
         for (k, v) in extra {
             set(&e, k, v);
         }
         support::call_safely(f, &e);
+    }
+
+    /// The onEvent form of a core event (none carries a token, a secret or an entry name).
+    fn emit_event(&self, event: Event) {
+        let text = |s: &str| JsValue::from_str(s);
+        match event {
+            Event::TokenObtained {
+                source: Source::Store,
+                expires_at,
+            } => self.emit(
+                "token_acquired",
+                &[
+                    ("expiresAt", JsValue::from(expires_at as f64)),
+                    ("source", text("store")),
+                ],
+            ),
+            // The edge says it itself when the request's answer arrives (fetch_token).
+            Event::TokenObtained { .. } => {}
+            Event::LeaseTaken => self.emit("lease_taken", &[]),
+            Event::LeaseBusy => self.emit("lease_busy", &[]),
+            Event::LeaseLost => self.emit("lease_lost", &[]),
+            Event::LeaseWaitOver => self.emit("lease_wait_over", &[]),
+            Event::StoreFailed { step, failure } => self.emit(
+                "store_failed",
+                &[
+                    ("step", text(step_name(step))),
+                    ("failure", text(failure_name(failure))),
+                ],
+            ),
+            Event::StoreEntryRefused { reason } => {
+                let reason = match reason {
+                    Refusal::Unreadable => "unreadable",
+                    Refusal::Malformed => "malformed",
+                };
+                self.emit("store_entry_refused", &[("reason", text(reason))])
+            }
+            Event::RejectedEntryDeleted => self.emit("store_entry_deleted", &[]),
+        }
     }
 
     /// The JS object for a token, reused while it is the same token.
@@ -323,7 +610,7 @@ impl Inner {
     /// fast-path slot for as long as the core vouches that a plain poll would answer the same.
     fn offer(&self, t: &CachedToken, now: Millis) -> JsValue {
         let obj = self.token_js(t);
-        let until = self.cache.borrow().serve_until(now);
+        let until = self.fleet.borrow().cache().serve_until(now);
         match until {
             Some(until) if self.published.get() == (t.acquired_at, until) => {}
             Some(until) => {
@@ -335,34 +622,37 @@ impl Inner {
         obj
     }
 
-    /// One poll of the cache for a caller, starting a flight when told to.
+    /// One poll of the fleet for a caller, starting an acquisition when it says so.
     fn step(self: &Rc<Self>, force: bool, wait_until: Option<&Function>) -> Step {
         if self.closed.get() {
             return Step::Done(Err(to_js(&closed_error())));
         }
         let now = now_ms();
-        let poll = self.cache.borrow_mut().poll(now, force);
-        if !matches!(poll, Poll::Ready(_)) {
-            self.clear_slot();
-        }
-        match poll {
-            Poll::Ready(t) => Step::Done(Ok(self.offer(&t, now))),
-            Poll::ReadyAndRefresh(t, flight) => {
-                let _ = self.start_flight(flight.id, true, wait_until);
-                Step::Done(Ok(self.token_js(&t)))
+        let answer = self.fleet.borrow_mut().get_token(now, force);
+        self.answer(answer, now, wait_until)
+    }
+
+    /// A caller's answer from the fleet, and the actions it asked for performed.
+    fn answer(self: &Rc<Self>, answer: Answer, now: Millis, wait_until: Option<&Function>) -> Step {
+        let started = self.track(wait_until, !matches!(answer, Answer::Wait(_)));
+        let step = match answer {
+            Answer::Ready(served) if !started => Step::Done(Ok(self.offer(&served.token, now))),
+            Answer::Ready(served) => {
+                self.clear_slot();
+                Step::Done(Ok(self.token_js(&served.token)))
             }
-            Poll::Fail(e) => Step::Done(Err(to_js(&e))),
-            Poll::Fetch(flight) => {
-                let p = self.start_flight(flight.id, false, wait_until);
-                Step::Wait(flight.id, p)
+            Answer::Fail(e) => {
+                self.clear_slot();
+                Step::Done(Err(to_js(&e)))
             }
-            Poll::Wait(id) => {
+            Answer::Wait(id) => {
+                self.clear_slot();
                 let shared = self
-                    .flight
+                    .flights
                     .borrow()
-                    .as_ref()
-                    .filter(|(f, _)| *f == id)
-                    .map(|(_, p)| p.clone());
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.promise.clone());
                 // No promise for the flight (impossible by construction): a rejected one makes the
                 // waiter give the flight up and poll again.
                 Step::Wait(
@@ -370,50 +660,98 @@ impl Inner {
                     shared.unwrap_or_else(|| Promise::reject(&JsValue::NULL)),
                 )
             }
-        }
+        };
+        self.drain();
+        step
     }
 
-    /// Starts the token request of `id`; its promise resolves to the token object.
-    fn start_flight(
-        self: &Rc<Self>,
-        id: FlightId,
-        background: bool,
-        wait_until: Option<&Function>,
-    ) -> Promise {
-        self.clear_timer();
-        self.clear_slot();
-        let me = Rc::clone(self);
-        let p = future_to_promise(async move { me.run_flight(id, background).await });
-        *self.flight.borrow_mut() = Some((id, p.clone()));
+    /// Gives the acquisition the fleet started (if it did) the promise its callers share.
+    /// Returns whether it is new.
+    fn track(&self, wait_until: Option<&Function>, background: bool) -> bool {
+        let Some(id) = self.fleet.borrow().acquiring() else {
+            return false;
+        };
+        if self.flights.borrow().iter().any(|p| p.id == id) {
+            return false;
+        }
+        let mut settle = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
         if let Some(w) = wait_until.or(self.cfg.wait_until.as_ref()) {
-            support::keep_alive(w, &p);
+            support::keep_alive(w, &promise);
         }
-        if background {
-            support::quiet(&p);
+        // Waiters attach their own handlers; a flight nobody waits for must not be an
+        // unhandled rejection.
+        support::quiet(&promise);
+        let mut flights = self.flights.borrow_mut();
+        if flights.len() >= MAX_PENDING {
+            flights.remove(0);
         }
-        self.emit(
-            "token_requested",
-            &[("background", JsValue::from_bool(background))],
-        );
-        p
+        flights.push(Pending {
+            id,
+            promise,
+            settle,
+            background,
+        });
+        true
     }
 
-    async fn run_flight(
-        self: Rc<Self>,
-        id: FlightId,
-        background: bool,
-    ) -> Result<JsValue, JsValue> {
+    /// Performs every action the fleet asked for, in order, then re-arms the timer.
+    fn drain(self: &Rc<Self>) {
+        loop {
+            let action = self.fleet.borrow_mut().poll_action();
+            let Some(action) = action else { break };
+            match action {
+                Action::FetchToken { flight } => {
+                    let background = self
+                        .flights
+                        .borrow()
+                        .iter()
+                        .find(|p| p.id == flight)
+                        .is_some_and(|p| p.background);
+                    let me = Rc::clone(self);
+                    spawn_local(async move { me.fetch_token(flight, background).await });
+                    self.emit(
+                        "token_requested",
+                        &[("background", JsValue::from_bool(background))],
+                    );
+                }
+                Action::Resolve { flight, result } => self.settle(flight, result),
+                Action::Event(event) => self.emit_event(event),
+                store_action => {
+                    let me = Rc::clone(self);
+                    spawn_local(async move { me.store_op(store_action).await });
+                }
+            }
+        }
+        self.schedule();
+    }
+
+    /// Settles the callers of `flight`.
+    fn settle(&self, flight: FlightId, result: Result<Served, Error>) {
+        let pending = {
+            let mut flights = self.flights.borrow_mut();
+            let at = flights.iter().position(|p| p.id == flight);
+            at.map(|i| flights.remove(i))
+        };
+        let Some((resolve, reject)) = pending.and_then(|p| p.settle) else {
+            return;
+        };
+        let outcome = match result {
+            _ if self.closed.get() => Err(to_js(&closed_error())),
+            Ok(served) => Ok(self.offer(&served.token, now_ms())),
+            Err(e) => Err(to_js(&e)),
+        };
+        let _ = match outcome {
+            Ok(token) => resolve.call1(&JsValue::UNDEFINED, &token),
+            Err(e) => reject.call1(&JsValue::UNDEFINED, &e),
+        };
+    }
+
+    /// Sends the token request of `flight` and feeds its answer to the fleet.
+    async fn fetch_token(self: Rc<Self>, id: FlightId, background: bool) {
         let cfg = &self.cfg;
         let grant = Grant::ClientCredentials;
-        let req = build_token_request(&TokenRequest {
-            token_url: &cfg.token_url,
-            client_id: &cfg.client_id,
-            client_secret: Some(&cfg.secret),
-            grant: &grant,
-            scope: &cfg.scope,
-            auth_method: cfg.auth_method,
-            extra_params: &cfg.extra_params,
-        });
+        let req = build_token_request(&cfg.request(&grant));
         let answer = exchange(
             &cfg.fetch,
             &req,
@@ -427,23 +765,30 @@ impl Inner {
         .map_err(|e| cfg.scrub_error(e));
         let mut failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
         *self.failed.borrow_mut() = answer.as_ref().err().map(|e| (id, e.clone()));
-        let failures = |me: &Self| me.cache.borrow().status(now_ms()).consecutive_failures;
+        let failures = |me: &Self| {
+            me.fleet
+                .borrow()
+                .cache()
+                .status(now_ms())
+                .consecutive_failures
+        };
         let failures_before = failures(&self);
-        let outcome = self.cache.borrow_mut().complete(id, now_ms(), answer);
+        let outcome = self.fleet.borrow_mut().token_answer(id, now_ms(), answer);
         self.clear_slot();
-        if self.flight.borrow().as_ref().is_some_and(|(f, _)| *f == id) {
-            *self.flight.borrow_mut() = None;
-        }
         if failure.is_none() {
-            let expires = outcome.as_ref().map_or(0, |t| t.expires_at);
+            let expires = outcome.as_ref().map_or(0, |t| t.token.expires_at);
             self.emit(
                 "token_acquired",
-                &[("expiresAt", JsValue::from(expires as f64))],
+                &[
+                    ("expiresAt", JsValue::from(expires as f64)),
+                    ("source", JsValue::from_str("endpoint")),
+                ],
             );
             // A token already inside its expiry margin on arrival counts as a failure in the
             // cache (it backs off): said the way failures are, with no token in the event.
             if failures(&self) > failures_before {
-                failure = self.cache.borrow().backoff_error().map(|e| (e.code, None));
+                let backoff = self.fleet.borrow().cache().backoff_error().map(|e| e.code);
+                failure = backoff.map(|code| (code, None));
             }
         }
         if let Some((code, retry)) = failure {
@@ -456,14 +801,63 @@ impl Inner {
             }
             self.emit("token_refresh_failed", &extra);
         }
-        if self.closed.get() {
-            return Err(to_js(&closed_error()));
+        self.drain();
+    }
+
+    /// Performs one store action through `store.js` and feeds its answer to the fleet.
+    async fn store_op(self: Rc<Self>, action: Action) {
+        let Some(h) = self.store.clone() else { return };
+        let done = |p: Promise| async move {
+            JsFuture::from(p)
+                .await
+                .unwrap_or_else(|_| JsValue::from_str("error"))
+        };
+        match action {
+            Action::ReadStore { ticket } => {
+                let read = read_answer(&done(store::read(&h)).await);
+                self.fleet.borrow_mut().store_read(ticket, now_ms(), read);
+            }
+            Action::TryLease {
+                ticket,
+                owner,
+                ttl_ms,
+            } => {
+                let v = done(store::lease(&h, &hex16(owner), ttl_ms as f64)).await;
+                let answer = match v.as_string().as_deref() {
+                    Some("acquired") => LeaseAnswer::Acquired,
+                    Some("held") => LeaseAnswer::HeldByOther,
+                    Some("unsupported") => LeaseAnswer::Unsupported,
+                    Some("timeout") => LeaseAnswer::Failed(StoreFailure::Timeout),
+                    _ => LeaseAnswer::Failed(StoreFailure::Error),
+                };
+                self.fleet
+                    .borrow_mut()
+                    .lease_answer(ticket, now_ms(), answer);
+            }
+            other => {
+                let p = match &other {
+                    Action::WriteStore { entry } => store::write(
+                        &h,
+                        entry.access_token.expose(),
+                        &entry
+                            .scope
+                            .as_ref()
+                            .map_or(JsValue::NULL, |s| strings(s).into()),
+                        entry.issued_at as f64,
+                        entry.expires_at as f64,
+                        &hex16(entry.stamp),
+                    ),
+                    Action::ReleaseLease { owner } => store::release(&h, &hex16(*owner)),
+                    Action::DeleteIfStamp { stamp } => store::delete(&h, &hex16(*stamp)),
+                    _ => return,
+                };
+                match store_failure(&done(p).await) {
+                    Some(failure) => self.fleet.borrow_mut().store_failed(failure),
+                    None => return,
+                }
+            }
         }
-        self.schedule();
-        match outcome {
-            Ok(t) => Ok(self.offer(&t, now_ms())),
-            Err(e) => Err(to_js(&e)),
-        }
+        self.drain();
     }
 
     /// A caller's wait for a shared flight. If the flight never settles (lost with the Worker
@@ -476,7 +870,7 @@ impl Inner {
         wait_until: Option<Function>,
         force: bool,
     ) -> Result<JsValue, JsValue> {
-        let watchdog = (self.cfg.timeout_ms + WATCHDOG_GRACE_MS) as f64;
+        let watchdog = self.cfg.watchdog_ms as f64;
         for _ in 0..2 {
             match JsFuture::from(support::wait_shared(&p, &signal, watchdog)).await {
                 Ok(v) if !support::is_stale(&v) => {
@@ -509,27 +903,38 @@ impl Inner {
     }
 
     /// Gives up a flight whose completion will never come.
-    fn abandon(&self, id: FlightId) {
-        let mut flight = self.flight.borrow_mut();
-        if flight.as_ref().is_some_and(|(f, _)| *f == id) {
-            *flight = None;
-            drop(flight);
+    fn abandon(self: &Rc<Self>, id: FlightId) {
+        let current = self.fleet.borrow().acquiring() == Some(id);
+        if current {
             self.clear_slot();
             let e = Error::new(ErrorCode::Timeout, "the token request was lost");
-            let _ = self.cache.borrow_mut().complete(id, now_ms(), Err(e));
+            self.fleet.borrow_mut().abandon(id, now_ms(), e);
+            self.drain();
         }
     }
 
     /// A token for a Rust caller (the API client): no Promise when the token is at hand.
+    /// `rejected`: the token the API just refused with a 401 (never answered again from the
+    /// store; an entry holding it is deleted).
     pub async fn token_now(
         self: &Rc<Self>,
         signal: &JsValue,
         wait_until: Option<Function>,
+        rejected: Option<&str>,
     ) -> Result<JsValue, JsValue> {
         if support::is_aborted(signal) {
             return Err(support::abort_error());
         }
-        match self.step(false, wait_until.as_ref()) {
+        let step = match rejected {
+            None => self.step(false, wait_until.as_ref()),
+            Some(_) if self.closed.get() => Step::Done(Err(to_js(&closed_error()))),
+            Some(token) => {
+                let now = now_ms();
+                let answer = self.fleet.borrow_mut().after_unauthorized(now, token);
+                self.answer(answer, now, wait_until.as_ref())
+            }
+        };
+        match step {
             Step::Done(r) => r,
             Step::Wait(id, p) => {
                 Rc::clone(self)
@@ -564,58 +969,69 @@ impl Inner {
     }
 
     fn clear_timer(&self) {
+        self.armed_at.set(0);
         let taken = self.timer.borrow_mut().take();
         if let Some((t, _callback)) = taken {
             support::clear_timer(&t);
         }
     }
 
-    /// Arms the refresh-ahead timer where timers may run (not in Workers, not when closed or
-    /// disabled). The timer holds only a weak reference, so a dropped manager is not kept alive.
+    /// Keeps one timer at the fleet's next wakeup. While an acquisition runs, its store steps'
+    /// deadlines and pauses: a plain timer, in every runtime (callers wait for it). Otherwise
+    /// the refresh-ahead timer, where timers may run (not in Workers, not when closed or
+    /// disabled), unref'd. The timer holds only a weak reference, so a dropped manager is not
+    /// kept alive.
     fn schedule(self: &Rc<Self>) {
-        self.clear_timer();
-        if !self.cfg.auto_refresh || self.closed.get() || support::is_workers() {
+        let now = now_ms();
+        let (acquiring, next) = {
+            let fleet = self.fleet.borrow();
+            (fleet.acquiring().is_some(), fleet.next_wakeup(now))
+        };
+        let refresh_ok = self.cfg.auto_refresh && !self.closed.get() && !support::is_workers();
+        let at = next.filter(|_| acquiring || refresh_ok);
+        if at.unwrap_or(0) == self.armed_at.get() {
             return;
         }
-        let now = now_ms();
-        let Some(at) = self.cache.borrow().next_wakeup(now) else {
-            return;
-        };
+        self.clear_timer();
+        let Some(at) = at else { return };
         let weak: Weak<Inner> = Rc::downgrade(self);
         let callback = Closure::<dyn FnMut()>::once(move || {
             if let Some(me) = weak.upgrade() {
+                me.armed_at.set(0);
                 let fired = me.timer.borrow_mut().take();
                 me.on_timer();
                 drop(fired);
             }
         });
-        let handle = support::set_unref_timeout(
-            callback.as_ref().unchecked_ref(),
-            (at.saturating_sub(now) + 1) as f64,
-        );
+        let ms = (at.saturating_sub(now) + 1) as f64;
+        let f = callback.as_ref().unchecked_ref();
+        let handle = if acquiring {
+            store::set_timer(f, ms)
+        } else {
+            support::set_unref_timeout(f, ms)
+        };
         *self.timer.borrow_mut() = Some((handle, callback));
+        self.armed_at.set(at.max(1));
     }
 
     fn on_timer(self: &Rc<Self>) {
-        if self.closed.get() || self.cache.borrow().status(now_ms()).state != CacheState::Valid {
+        let acquiring = self.fleet.borrow().acquiring().is_some();
+        if self.closed.get() && !acquiring {
             return;
         }
-        let poll = self.cache.borrow_mut().poll(now_ms(), false);
-        match poll {
-            Poll::ReadyAndRefresh(_, f) | Poll::Fetch(f) => {
-                let _ = self.start_flight(f.id, true, None);
-            }
-            Poll::Ready(_) => self.schedule(),
-            Poll::Wait(_) | Poll::Fail(_) => {}
+        self.fleet.borrow_mut().wake(now_ms());
+        if self.track(None, true) {
+            self.clear_slot();
         }
+        self.drain();
     }
 
     /// `invalidate(token?)`.
-    pub fn invalidate(&self, token: Option<String>) -> bool {
-        let dropped = self.cache.borrow_mut().invalidate(token.as_deref());
+    pub fn invalidate(self: &Rc<Self>, token: Option<&str>) -> bool {
+        let dropped = self.fleet.borrow_mut().invalidate(token);
         if dropped {
             self.clear_slot();
-            self.clear_timer();
+            self.schedule();
             self.token_js.borrow_mut().take();
             self.emit("token_invalidated", &[]);
         }
@@ -624,7 +1040,8 @@ impl Inner {
 
     /// The `status` getter's object.
     pub fn status(&self) -> Object {
-        let s = self.cache.borrow().status(now_ms());
+        let fs = self.fleet.borrow().status(now_ms());
+        let s = fs.cache;
         let o = Object::new();
         let state = match s.state {
             CacheState::Empty => "empty",
@@ -640,7 +1057,8 @@ impl Inner {
         if let Some(at) = s.expires_at {
             set(&o, "expiresAt", &JsValue::from(at as f64));
         }
-        set(&o, "tokenRequests", &JsValue::from(s.token_requests as f64));
+        let count = |n: u64| JsValue::from(n as f64);
+        set(&o, "tokenRequests", &count(fs.endpoint_requests));
         set(
             &o,
             "consecutiveFailures",
@@ -649,16 +1067,32 @@ impl Inner {
         if let Some(at) = s.retry_at {
             set(&o, "retryAt", &JsValue::from(at as f64));
         }
+        let source = match fs.token_source {
+            Some(Source::Store) => Some("store"),
+            Some(Source::Endpoint) => Some("endpoint"),
+            _ => None,
+        };
+        if let Some(source) = source.filter(|_| s.expires_at.is_some()) {
+            set(&o, "tokenSource", &JsValue::from_str(source));
+        }
+        if self.store.is_some() {
+            set(&o, "storeTokens", &count(fs.store_tokens));
+            set(&o, "storeReads", &count(fs.store_reads));
+            set(&o, "storeFailures", &count(fs.store_failures));
+            set(&o, "leasesTaken", &count(fs.leases_taken));
+        }
         o
     }
 
-    /// `close()`: cancels the timer; later calls reject with `closed`.
-    pub fn close(&self) {
+    /// `close()`: cancels the refresh timer; later calls reject with `closed`.
+    pub fn close(self: &Rc<Self>) {
         if !self.closed.replace(true) {
             self.clear_slot();
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("closed", &[]);
+            // An acquisition under way finishes (its callers get `closed`): its store timer stays.
+            self.schedule();
         }
     }
 }
@@ -715,7 +1149,7 @@ impl TokenManager {
 
     /// Forgets `accessToken` if it is the cached token (or whatever is cached when omitted).
     pub fn invalidate(&self, access_token: Option<String>) -> bool {
-        self.inner.invalidate(access_token)
+        self.inner.invalidate(access_token.as_deref())
     }
 
     /// The fast-path slot (internal: used by the package's JavaScript wrapper of `getToken`).

@@ -395,6 +395,8 @@ pub struct Fleet {
     op: Option<Op>,
     next_ticket: u64,
     lease_supported: bool,
+    /// False for an instance without a store ([`Fleet::local`]): every acquisition fetches.
+    store: bool,
     token_source: Option<Source>,
     actions: VecDeque<Action>,
     endpoint_requests: u64,
@@ -416,6 +418,7 @@ impl Fleet {
             op: None,
             next_ticket: 1,
             lease_supported: true,
+            store: true,
             token_source: None,
             actions: VecDeque::new(),
             endpoint_requests: 0,
@@ -426,15 +429,61 @@ impl Fleet {
         }
     }
 
+    /// An instance without a store: the same state machine with the store's steps left out, so
+    /// it behaves exactly as its [`TokenCache`] alone (the same polls, token requests and
+    /// answers) and never asks for a store action ([`Action::ReadStore`], [`Action::TryLease`],
+    /// [`Action::WriteStore`], [`Action::ReleaseLease`], [`Action::DeleteIfStamp`]). One edge
+    /// drives both kinds.
+    pub fn local(cache: TokenCache, seed: u64) -> Self {
+        Fleet {
+            store: false,
+            ..Fleet::new(cache, FleetPolicy::default(), 0, seed)
+        }
+    }
+
+    /// The in-memory cache (its [`TokenCache::serve_until`], [`TokenCache::backoff_error`]).
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// The cache's flight the current acquisition serves, if one is running.
+    pub fn acquiring(&self) -> Option<FlightId> {
+        self.op.as_ref().map(|op| op.flight)
+    }
+
+    /// Drops the token in memory if it is `token` (or whatever is there when `None`), as
+    /// [`TokenCache::invalidate`]; the store is not touched. Returns whether something was dropped.
+    pub fn invalidate(&mut self, token: Option<&str>) -> bool {
+        let dropped = self.cache.invalidate(token);
+        if dropped {
+            self.token_source = None;
+        }
+        dropped
+    }
+
+    /// Gives up `flight`, whose completion the edge decided will never come (lost with the
+    /// Worker request that started it): the cache records `error` as that request's failure,
+    /// and the acquisition serving it ends (releasing a lease it holds) without settling anyone:
+    /// the edge's waiters give it up themselves. A late answer for it changes nothing more.
+    pub fn abandon(&mut self, flight: FlightId, now: Millis, error: Error) {
+        let _ = self.cache.complete(flight, now, Err(error));
+        if let Some(op) = self.op.take_if(|op| op.flight == flight) {
+            self.release(now, &op);
+        }
+    }
+
     /// The next thing the edge must do, in order; `None` when there is nothing left.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// What one caller gets now: the token in memory, or a flight to wait on.
-    pub fn get_token(&mut self, now: Millis) -> Answer {
+    /// What one caller gets now: the token in memory, or a flight to wait on. `force` refuses
+    /// the token in memory (a caller's forceRefresh): a new acquisition starts unless one is
+    /// running, and it goes to the token endpoint without reading the store (whose entry is the
+    /// token being refused, or older); its token is written to the store as any other.
+    pub fn get_token(&mut self, now: Millis, force: bool) -> Answer {
         self.tick(now);
-        self.answer(now, None)
+        self.answer(now, None, force)
     }
 
     /// What a caller whose request got a 401 with `token` gets: a newer token in memory, or a
@@ -445,7 +494,7 @@ impl Fleet {
         if self.cache.invalidate(Some(token)) {
             self.token_source = None;
         }
-        self.answer(now, Some(Secret::new(token)))
+        self.answer(now, Some(Secret::new(token)), false)
     }
 
     /// Feeds back the answer to [`Action::ReadStore`] with `ticket`.
@@ -505,13 +554,14 @@ impl Fleet {
         }
     }
 
-    /// Feeds back the answer to [`Action::FetchToken`] for `flight`.
+    /// Feeds back the answer to [`Action::FetchToken`] for `flight`. Returns what that flight's
+    /// callers get (also in its [`Action::Resolve`]), for the edge's own account of the request.
     pub fn token_answer(
         &mut self,
         flight: FlightId,
         now: Millis,
         result: Result<TokenResponse, Error>,
-    ) {
+    ) -> Result<Served, Error> {
         self.tick(now);
         let fetched = result.is_ok();
         let result = self.cache.complete(flight, now, result);
@@ -527,7 +577,8 @@ impl Fleet {
             Served { token, source }
         });
         let Some(op) = ours else {
-            return self.resolve(flight, &[], served);
+            self.resolve(flight, &[], served.clone());
+            return served;
         };
         if let Ok(Served {
             token,
@@ -560,7 +611,8 @@ impl Fleet {
             }
         }
         self.release(now, &op);
-        self.resolve(op.flight, &op.also, served);
+        self.resolve(op.flight, &op.also, served.clone());
+        served
     }
 
     /// Tells that a [`Action::WriteStore`], [`Action::ReleaseLease`] or
@@ -580,7 +632,7 @@ impl Fleet {
         if self.op.is_none() && self.cache.next_wakeup(now).is_some_and(|at| at <= now) {
             match self.cache.poll(now, false) {
                 Poll::ReadyAndRefresh(_, flight) | Poll::Fetch(flight) => {
-                    self.begin(now, flight, None)
+                    self.begin(now, flight, None, false)
                 }
                 _ => {}
             }
@@ -618,21 +670,21 @@ impl Fleet {
         }
     }
 
-    fn answer(&mut self, now: Millis, rejected: Option<Secret>) -> Answer {
-        match self.cache.poll(now, false) {
+    fn answer(&mut self, now: Millis, rejected: Option<Secret>, force: bool) -> Answer {
+        match self.cache.poll(now, force) {
             Poll::Ready(token) => Answer::Ready(Served {
                 token,
                 source: Source::Memory,
             }),
             Poll::ReadyAndRefresh(token, flight) => {
-                self.begin(now, flight, rejected);
+                self.begin(now, flight, rejected, false);
                 Answer::Ready(Served {
                     token,
                     source: Source::Memory,
                 })
             }
             Poll::Fetch(flight) => {
-                self.begin(now, flight, rejected);
+                self.begin(now, flight, rejected, force);
                 Answer::Wait(flight.id)
             }
             Poll::Wait(flight) => {
@@ -647,7 +699,9 @@ impl Fleet {
 
     /// Starts an acquisition for the cache's new `flight`. An older one still running belongs
     /// to a flight the cache gave up: its callers are answered with this one's result.
-    fn begin(&mut self, now: Millis, flight: Flight, rejected: Option<Secret>) {
+    /// `fetch_now` (a forced refresh) skips the store read and the lease; without a store every
+    /// acquisition does.
+    fn begin(&mut self, now: Millis, flight: Flight, rejected: Option<Secret>, fetch_now: bool) {
         let mut also = Vec::new();
         if let Some(old) = self.op.take() {
             self.release(now, &old);
@@ -667,9 +721,13 @@ impl Fleet {
             busy_rounds: 0,
             polls: 0,
             last_delay_ms: 0,
-            use_store: true,
+            use_store: self.store,
         });
-        self.read(now);
+        if self.store && !fetch_now {
+            self.read(now);
+        } else {
+            self.fetch();
+        }
     }
 
     /// Whether `ticket` is the operation the current acquisition waits for.

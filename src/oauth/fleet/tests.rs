@@ -168,7 +168,7 @@ impl Sim {
         let fleet = &mut self.instances[inst].fleet;
         match what {
             Delivery::Call => {
-                let answer = fleet.get_token(now);
+                let answer = fleet.get_token(now, false);
                 self.take_answer(inst, answer);
             }
             Delivery::Unauthorized(token) => {
@@ -194,7 +194,7 @@ impl Sim {
                 } else {
                     Ok(answer)
                 };
-                fleet.token_answer(flight, now, result);
+                let _ = fleet.token_answer(flight, now, result);
             }
         }
         self.drain(inst);
@@ -818,5 +818,266 @@ proptest! {
         let dead: Vec<usize> = (0..n).filter(|&i| !sim.instances[i].alive).collect();
         prop_assert!(dead.len() <= 1);
         sim.assert_no_token_shown();
+    }
+}
+
+// ---- without a store (Fleet::local): exactly the token cache, driven by the same edge ----
+
+/// One step of a caller, a timer, a token answer or the clock, for the lockstep check below.
+#[derive(Clone, Debug)]
+enum Step {
+    Call {
+        force: bool,
+    },
+    Advance(u64),
+    /// Answers the oldest open request: a token living this many seconds, or a failure.
+    Answer(Option<u64>),
+    Invalidate,
+    Timer,
+}
+
+fn op_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => any::<bool>().prop_map(|force| Step::Call { force }),
+        3 => (0u64..400_000).prop_map(Step::Advance),
+        3 => prop_oneof![Just(None), (1u64..900).prop_map(Some)].prop_map(Step::Answer),
+        1 => Just(Step::Invalidate),
+        2 => Just(Step::Timer),
+    ]
+}
+
+fn token_response(n: usize, lifetime_s: u64) -> TokenResponse {
+    TokenResponse {
+        access_token: Secret::new(format!("tok-{n}")),
+        scope: None,
+        expires_in_ms: Some(lifetime_s * S),
+        jwt_exp_ms: None,
+    }
+}
+
+/// The flights a no-store fleet asked to fetch, and that it asked for nothing else yet.
+fn fetches_only(
+    fleet: &mut Fleet,
+    resolves: &mut Vec<(FlightId, Result<Served, Error>)>,
+) -> Vec<FlightId> {
+    let mut out = Vec::new();
+    while let Some(action) = fleet.poll_action() {
+        match action {
+            Action::FetchToken { flight } => out.push(flight),
+            Action::Resolve { flight, result } => resolves.push((flight, result)),
+            Action::Event(Event::TokenObtained {
+                source: Source::Endpoint,
+                ..
+            }) => {}
+            other => panic!("a fleet without a store asked for {other:?}"),
+        }
+    }
+    out
+}
+
+/// What today's edge does with a bare cache, step by step, against a `Fleet::local` with the
+/// same seed: the same answers, the same token requests, the same results and status.
+fn lockstep(seed: u64, ops: &[Step]) {
+    let policy = RefreshPolicy {
+        flight_timeout_ms: 50 * S,
+        ..RefreshPolicy::default()
+    };
+    let mut cache = TokenCache::new(policy, seed);
+    let mut fleet = Fleet::local(TokenCache::new(policy, seed), seed ^ 1);
+    let mut now = T0;
+    let mut open: Vec<FlightId> = Vec::new();
+    let mut answered = 0usize;
+    let mut resolves = Vec::new();
+    // Today's edge arms its refresh timer when a request completes (and again when it fires
+    // early), and disarms it when a request starts or the token is dropped.
+    let mut armed: Option<Millis> = None;
+    for op in ops {
+        match op {
+            Step::Call { force } => {
+                let poll = cache.poll(now, *force);
+                let answer = fleet.get_token(now, *force);
+                let fetched = fetches_only(&mut fleet, &mut resolves);
+                let (want, started) = match poll {
+                    Poll::Ready(t) => (
+                        Answer::Ready(Served {
+                            token: t,
+                            source: Source::Memory,
+                        }),
+                        None,
+                    ),
+                    Poll::ReadyAndRefresh(t, f) => (
+                        Answer::Ready(Served {
+                            token: t,
+                            source: Source::Memory,
+                        }),
+                        Some(f.id),
+                    ),
+                    Poll::Fetch(f) => (Answer::Wait(f.id), Some(f.id)),
+                    Poll::Wait(id) => (Answer::Wait(id), None),
+                    Poll::Fail(e) => (Answer::Fail(e), None),
+                };
+                assert_eq!(answer, want);
+                if started.is_some() {
+                    armed = None;
+                }
+                assert_eq!(fetched, started.into_iter().collect::<Vec<_>>());
+                open.extend(started);
+            }
+            Step::Advance(ms) => now += ms,
+            Step::Answer(lifetime) => {
+                if open.is_empty() {
+                    continue;
+                }
+                let flight = open.remove(0);
+                answered += 1;
+                let result = match lifetime {
+                    Some(s) => Ok(token_response(answered, *s)),
+                    None => Err(Error::new(
+                        crate::oauth::ErrorCode::TokenEndpointError,
+                        "503",
+                    )),
+                };
+                let want = cache.complete(flight, now, result.clone());
+                armed = cache.next_wakeup(now);
+                let got = fleet.token_answer(flight, now, result);
+                assert_eq!(got.as_ref().map(|s| &s.token), want.as_ref());
+                assert!(fetches_only(&mut fleet, &mut resolves).is_empty());
+                let (id, resolved) = resolves.pop().expect("the flight's callers are settled");
+                assert_eq!(id, flight);
+                assert_eq!(resolved, got);
+                // Flights the cache gave up (flight timeout) while this one ran: their callers
+                // get this answer too (the fleet's `also`), instead of waiting for their own.
+                for (older, result) in resolves.drain(..) {
+                    assert!(older < flight);
+                    assert_eq!(result, got);
+                }
+            }
+            Step::Invalidate => {
+                let dropped = cache.invalidate(None);
+                assert_eq!(fleet.invalidate(None), dropped);
+                if dropped {
+                    armed = None;
+                }
+            }
+            Step::Timer => {
+                // Today's edge: at its timer, a cache with a valid token polls and starts a
+                // background refresh if told to.
+                if armed.is_none_or(|at| now < at) {
+                    continue;
+                }
+                armed = None;
+                let mut started = None;
+                if cache.status(now).state == crate::oauth::cache::CacheState::Valid {
+                    match cache.poll(now, false) {
+                        Poll::ReadyAndRefresh(_, f) | Poll::Fetch(f) => started = Some(f.id),
+                        Poll::Ready(_) => armed = cache.next_wakeup(now),
+                        _ => {}
+                    }
+                }
+                // The fleet's edge arms its timer at next_wakeup (compared below).
+                fleet.wake(now);
+                let fetched = fetches_only(&mut fleet, &mut resolves);
+                assert_eq!(fetched, started.into_iter().collect::<Vec<_>>());
+                open.extend(started);
+            }
+        }
+        let status = fleet.status(now);
+        assert_eq!(status.cache, cache.status(now));
+        assert_eq!(status.endpoint_requests, cache.status(now).token_requests);
+        assert_eq!(
+            (status.store_reads, status.store_tokens, status.leases_taken),
+            (0, 0, 0)
+        );
+        if fleet.acquiring().is_none() {
+            assert_eq!(fleet.next_wakeup(now), cache.next_wakeup(now));
+        } else {
+            assert_eq!(
+                fleet.next_wakeup(now),
+                None,
+                "nothing to wake for without a store"
+            );
+        }
+        assert_eq!(fleet.cache().serve_until(now), cache.serve_until(now));
+        assert!(resolves.is_empty(), "a settlement no answer caused");
+    }
+}
+
+#[test]
+fn without_a_store_a_fleet_is_its_token_cache() {
+    use self::Step::*;
+    let day = [
+        Call { force: false },
+        Call { force: false },
+        Answer(Some(300)),
+        Call { force: false },
+        Advance(250 * S),
+        Timer,
+        Call { force: false },
+        Answer(None),
+        Advance(20 * S),
+        Timer,
+        Call { force: true },
+        Answer(Some(300)),
+        Invalidate,
+        Call { force: false },
+        Answer(Some(1)),
+        Call { force: false },
+        Advance(60 * S),
+        Call { force: false },
+        Call { force: false },
+    ];
+    lockstep(7, &day);
+}
+
+#[test]
+fn forced_refresh_with_a_store_goes_to_the_endpoint_and_shares_its_token() {
+    let mut sim = cold_start(2, 1, Mode::Healthy, 11);
+    assert_eq!(sim.endpoint_requests, 1);
+    let t = sim.now;
+    // Instance 1 adopted tok-1 from the store; a forced refresh fetches without reading it.
+    let reads = sim.instances[1].fleet.status(t).store_reads;
+    let answer = sim.instances[1].fleet.get_token(t, true);
+    sim.take_answer(1, answer);
+    sim.drain(1);
+    assert_eq!(sim.instances[1].fleet.status(t).store_reads, reads);
+    sim.run(t + 5 * S);
+    assert_eq!(sim.endpoint_requests, 2);
+    assert_eq!(
+        sim.served.last().map(|s| (s.1, s.2.as_str())),
+        Some((Source::Endpoint, "tok-2"))
+    );
+    assert_eq!(
+        sim.store.entry.as_ref().map(|e| e.access_token.expose()),
+        Some("tok-2")
+    );
+    sim.assert_everyone_served(3);
+}
+
+#[test]
+fn an_abandoned_acquisition_releases_its_lease_and_settles_nobody() {
+    let mut sim = Sim::new(1, Mode::Healthy, 5);
+    sim.endpoint_latency = 100 * S;
+    sim.calls(T0, 0, 1);
+    sim.run(T0 + 50);
+    let fleet = &mut sim.instances[0].fleet;
+    let flight = fleet.acquiring().expect("an acquisition is running");
+    let lost = Error::new(crate::oauth::ErrorCode::Timeout, "lost");
+    fleet.abandon(flight, T0 + 50, lost);
+    assert_eq!(fleet.acquiring(), None);
+    let actions: Vec<Action> = std::iter::from_fn(|| fleet.poll_action()).collect();
+    assert!(
+        matches!(actions[..], [Action::ReleaseLease { owner: 1000 }]),
+        "{actions:?}"
+    );
+    assert_eq!(fleet.status(T0 + 50).cache.consecutive_failures, 1);
+}
+
+proptest! {
+    #[test]
+    fn without_a_store_any_sequence_matches_the_token_cache(
+        seed in any::<u64>(),
+        ops in proptest::collection::vec(op_strategy(), 1..80),
+    ) {
+        lockstep(seed, &ops);
     }
 }

@@ -1,0 +1,321 @@
+// The store driver: the JavaScript half of the fleet (src/oauth/fleet.rs). It performs the store
+// actions the core decides on, against the caller's `store` object (index.d.ts's TokenStore),
+// with the token encrypted at rest (FLEET-CONTRACT.md §2). Decisions stay in Rust.
+//
+// - Keys: HKDF-SHA-256 (WebCrypto) from the storeKey option, or else the client secret, gives an
+//   HMAC key for the entry's name and an AES-256-GCM key for its value; both non-extractable.
+// - Entry name: "qbank-connect:v1:" + hex(HMAC(nameKey, identity)), identity being the core's
+//   CacheIdentity bytes: it reveals neither the client id, the scope nor the URL.
+// - Value: base64url(0x01 || iv(12) || AES-GCM(JSON {t, s, i, e, n})), the entry name as AAD.
+// - Every call is raced against the store timeout and never rejects: the answers are plain
+//   values the wasm reads ("error" | "timeout" for a failure). A store that throws, rejects,
+//   hangs or answers something of the wrong type counts as unavailable, never as an error for
+//   the caller.
+//
+// Type-checked by `tsc -p tsconfig.checkjs.json` (make lint), like support.js.
+
+/**
+ * index.d.ts's TokenStore, as this file reads it (any object whose get and set are functions:
+ * the wasm checked that much).
+ * @typedef {object} TokenStore
+ * @property {(key: string) => unknown} get
+ * @property {(key: string, value: string, ttlMs: number) => unknown} set
+ * @property {((key: string, value: string, ttlMs: number) => unknown) | undefined} [setIfAbsent]
+ * @property {((key: string, value: string) => unknown) | undefined} [deleteIfEquals]
+ *
+ * @typedef {object} Keys what the key material became (the material itself is not kept)
+ * @property {string} name the entry's name
+ * @property {CryptoKey} aes
+ * @property {Uint8Array} aad the entry's name, UTF-8
+ *
+ * @typedef {object} Handle one manager's store: openStore's answer, opaque to the wasm
+ * @property {TokenStore} store
+ * @property {number} timeoutMs
+ * @property {Promise<Keys>} keys
+ * @property {{ raw: string, stamp: string } | undefined} last the value last read that decrypted, and its stamp
+ * @property {Promise<unknown>} tail the writes, releases and deletes, in order
+ *
+ * @typedef {object} Entry a decrypted entry (the core checks that it makes sense)
+ * @property {string} t the token
+ * @property {string[] | null} s the scope the server granted
+ * @property {number} i issued at, epoch ms
+ * @property {number} e expires at, epoch ms
+ * @property {string} n the stamp, 16 lowercase hex digits
+ *
+ * @typedef {"error" | "timeout"} Failed
+ */
+
+const PREFIX = "qbank-connect:v1:";
+const VERSION = 1;
+const IV_BYTES = 12;
+const STAMP = /^[0-9a-f]{16}$/;
+const B64URL = /^[A-Za-z0-9_-]*$/;
+const utf8 = new TextEncoder();
+
+/**
+ * The driver for `store`: starts deriving the keys at once (the first read waits for them).
+ * @param {TokenStore} store
+ * @param {string} keyMaterial the storeKey option, or else the client secret (not kept)
+ * @param {Uint8Array} identity the core's CacheIdentity encoding
+ * @param {number} timeoutMs
+ * @returns {Handle}
+ */
+export function openStore(store, keyMaterial, identity, timeoutMs) {
+  const keys = deriveKeys(utf8.encode(keyMaterial), identity.slice());
+  // Nobody may await it before the first store call: a failure is reported there.
+  keys.catch(() => {});
+  return { store, timeoutMs, keys, last: undefined, tail: Promise.resolve() };
+}
+
+/**
+ * @param {Uint8Array} ikm zeroed once imported
+ * @param {Uint8Array} identity
+ * @returns {Promise<Keys>}
+ */
+async function deriveKeys(ikm, identity) {
+  const subtle = globalThis.crypto.subtle;
+  let base;
+  try {
+    base = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveKey"]);
+  } finally {
+    ikm.fill(0);
+  }
+  const salt = utf8.encode("qbank-connect token store v1");
+  /** @param {string} info */
+  const hkdf = (info) => ({ name: "HKDF", hash: "SHA-256", salt, info: utf8.encode(info) });
+  const nameKey = await subtle.deriveKey(hkdf("entry name"), base, { name: "HMAC", hash: "SHA-256", length: 256 }, false, ["sign"]);
+  const aes = await subtle.deriveKey(hkdf("entry key"), base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  const name = PREFIX + hex(new Uint8Array(await subtle.sign("HMAC", nameKey, identity)));
+  return { name, aes, aad: utf8.encode(name) };
+}
+
+/**
+ * `work` raced against the store timeout: its value, "error" if it threw or rejected, "timeout"
+ * if it did not settle in time. Never rejects.
+ * @template T
+ * @param {Handle} h
+ * @param {() => Promise<T | Failed>} work
+ * @returns {Promise<T | Failed>}
+ */
+function bounded(h, work) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("timeout"), h.timeoutMs);
+    /** @param {T | Failed} v */
+    const done = (v) => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    let started;
+    try {
+      started = work();
+    } catch {
+      started = Promise.resolve(/** @type {Failed} */ ("error"));
+    }
+    started.then(done, () => done("error"));
+  });
+}
+
+/**
+ * Reads the entry: the decrypted entry, null when there is none, "garbage" when it cannot be
+ * decrypted or parsed, or a failure. Remembers the raw value of an entry that decrypted, for
+ * `storeDelete`.
+ * @param {Handle} h
+ * @returns {Promise<Entry | null | "garbage" | Failed>}
+ */
+export function storeRead(h) {
+  return bounded(h, async () => {
+    const keys = await h.keys;
+    const raw = await h.store.get(keys.name);
+    if (raw === null || raw === undefined) return null;
+    if (typeof raw !== "string") return "error";
+    const entry = await decrypt(keys, raw);
+    if (entry === undefined) return "garbage";
+    h.last = { raw, stamp: entry.n };
+    return entry;
+  });
+}
+
+/**
+ * Tries the lease: "acquired", "held", "unsupported" (no setIfAbsent) or a failure.
+ * @param {Handle} h
+ * @param {string} owner 16 hex digits
+ * @param {number} ttlMs
+ * @returns {Promise<"acquired" | "held" | "unsupported" | Failed>}
+ */
+export function storeLease(h, owner, ttlMs) {
+  const store = h.store;
+  if (typeof store.setIfAbsent !== "function") return Promise.resolve("unsupported");
+  const setIfAbsent = store.setIfAbsent;
+  return bounded(h, async () => {
+    const keys = await h.keys;
+    const taken = await setIfAbsent.call(store, keys.name + ":lease", owner, ttlMs);
+    return taken === true ? "acquired" : taken === false ? "held" : "error";
+  });
+}
+
+/**
+ * Encrypts and writes an entry, for as long as the token lives (at least 1 ms): true, or a
+ * failure. In order after the writes, releases and deletes before it.
+ * @param {Handle} h
+ * @param {string} token
+ * @param {string[] | null} scope
+ * @param {number} issuedAt
+ * @param {number} expiresAt
+ * @param {string} stamp 16 hex digits
+ * @returns {Promise<true | Failed>}
+ */
+export function storeWrite(h, token, scope, issuedAt, expiresAt, stamp) {
+  return inOrder(h, async () => {
+    const keys = await h.keys;
+    /** @type {Entry} */
+    const entry = { t: token, s: scope, i: issuedAt, e: expiresAt, n: stamp };
+    const value = await encrypt(keys, JSON.stringify(entry));
+    await h.store.set(keys.name, value, Math.max(1, Math.floor(expiresAt - Date.now())));
+    return true;
+  });
+}
+
+/**
+ * Releases the lease if `owner` holds it (compare-and-delete; without deleteIfEquals it runs
+ * out by itself): true, or a failure.
+ * @param {Handle} h
+ * @param {string} owner
+ * @returns {Promise<true | Failed>}
+ */
+export function storeRelease(h, owner) {
+  return inOrder(h, async () => {
+    const keys = await h.keys;
+    await deleteIfEquals(h.store, keys.name + ":lease", owner);
+    return true;
+  });
+}
+
+/**
+ * Deletes the entry if it still is the one last read with `stamp` (compare-and-delete on its
+ * exact value; without deleteIfEquals nothing is deleted): true, or a failure.
+ * @param {Handle} h
+ * @param {string} stamp
+ * @returns {Promise<true | Failed>}
+ */
+export function storeDelete(h, stamp) {
+  return inOrder(h, async () => {
+    const keys = await h.keys;
+    const last = h.last;
+    if (last && last.stamp === stamp) await deleteIfEquals(h.store, keys.name, last.raw);
+    return true;
+  });
+}
+
+/**
+ * @param {TokenStore} store
+ * @param {string} key
+ * @param {string} value
+ */
+async function deleteIfEquals(store, key, value) {
+  if (typeof store.deleteIfEquals === "function") await store.deleteIfEquals(key, value);
+}
+
+/**
+ * `work`, bounded, after the writes before it have settled.
+ * @param {Handle} h
+ * @param {() => Promise<true>} work
+ * @returns {Promise<true | Failed>}
+ */
+function inOrder(h, work) {
+  const run = h.tail.then(() => bounded(h, work));
+  h.tail = run;
+  return run;
+}
+
+/**
+ * @param {Keys} keys
+ * @param {string} plaintext
+ */
+async function encrypt(keys, plaintext) {
+  const iv = globalThis.crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const sealed = new Uint8Array(await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: keys.aad }, keys.aes, utf8.encode(plaintext)));
+  const out = new Uint8Array(1 + IV_BYTES + sealed.length);
+  out[0] = VERSION;
+  out.set(iv, 1);
+  out.set(sealed, 1 + IV_BYTES);
+  return b64url(out);
+}
+
+/**
+ * The entry in `raw`, or undefined when it is not one of ours under this key and name.
+ * @param {Keys} keys
+ * @param {string} raw
+ * @returns {Promise<Entry | undefined>}
+ */
+async function decrypt(keys, raw) {
+  const bytes = unb64url(raw);
+  if (!bytes || bytes.length < 1 + IV_BYTES + 16 || bytes[0] !== VERSION) return undefined;
+  let plain;
+  try {
+    const iv = bytes.subarray(1, 1 + IV_BYTES);
+    plain = await globalThis.crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: keys.aad }, keys.aes, bytes.subarray(1 + IV_BYTES));
+  } catch {
+    return undefined;
+  }
+  /** @type {unknown} */
+  let v;
+  try {
+    v = JSON.parse(new TextDecoder().decode(plain));
+  } catch {
+    return undefined;
+  }
+  return isEntry(v) ? v : undefined;
+}
+
+/**
+ * @param {unknown} v
+ * @returns {v is Entry}
+ */
+function isEntry(v) {
+  if (typeof v !== "object" || v === null) return false;
+  const o = /** @type {Record<string, unknown>} */ (v);
+  const time = (/** @type {unknown} */ x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  const scope = o.s === null || (Array.isArray(o.s) && o.s.every((x) => typeof x === "string"));
+  return typeof o.t === "string" && scope && time(o.i) && time(o.e) && typeof o.n === "string" && STAMP.test(o.n);
+}
+
+/** @param {Uint8Array} bytes */
+function hex(bytes) {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+/** @param {Uint8Array} bytes */
+function b64url(bytes) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * @param {string} text
+ * @returns {Uint8Array | undefined}
+ */
+function unb64url(text) {
+  if (!B64URL.test(text) || text.length % 4 === 1) return undefined;
+  let bin;
+  try {
+    bin = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  } catch {
+    return undefined;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * A plain setTimeout (it keeps Node, Deno and Bun alive: callers wait for it), for the fleet's
+ * store steps while an acquisition runs: deadlines and pauses between reads.
+ * @param {() => void} callback
+ * @param {number} ms
+ */
+export function setTimer(callback, ms) {
+  return setTimeout(callback, Math.max(0, Math.min(ms, 2147483647)));
+}
