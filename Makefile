@@ -114,7 +114,7 @@ lint: setup-js
 	$(call step,layers: each folder under src/ uses only the layers below it (tests/layers.mjs))
 	node tests/layers.mjs --self-test
 	node tests/layers.mjs src
-	$(call step,tsc --checkJs (strict): the JavaScript half (src/js/support.js$(comma) node-http.js$(comma) adapters.js))
+	$(call step,tsc --checkJs (strict): the JavaScript half (src/js/support.js$(comma) store.js$(comma) node-http.js$(comma) adapters.js))
 	$(BIN)/tsc -p tsconfig.checkjs.json
 	$(call step,cargo fmt --check)
 	cargo fmt --check

@@ -1,25 +1,75 @@
 // qbank-connect: public API types. (Hand-written: only the API, none of the wasm-bindgen internals.)
 
-/** A provider event. Events never carry a secret or a token. */
+/**
+ * A store shared by many instances (processes, isolates) of one service, so that the whole fleet
+ * makes one token request per token lifetime, and a new instance answers its first call from the
+ * store (the `store` option). It holds opaque strings under string keys; the package writes the
+ * token only encrypted (AES-256-GCM, a key derived from `storeKey` or the client secret) under a
+ * name that reveals neither the client id nor the scope.
+ *
+ * Every method returns a Promise. The package calls it only from the acquisition path (never from
+ * a cached `getToken()`), wraps every call in the store timeout (`storeTimeoutMs`), and treats a
+ * throw, a rejection or a timeout as "store unavailable" (never an error for the caller).
+ *
+ * Without `setIfAbsent` the store is a shared cache: single flight only inside each instance.
+ */
+export interface TokenStore {
+  /** The value under `key`, or null/undefined when there is none or it has expired. */
+  get(key: string): Promise<string | null | undefined>;
+  /** Stores `value` under `key`, replacing any, for `ttlMs` (it may be dropped earlier, never
+   *  served later than that). */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Optional: the lease. Stores `value` under `key` for `ttlMs` only if `key` holds nothing
+   *  (or only an expired value); resolves true if it stored it. Atomic across the fleet. */
+  setIfAbsent?(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Optional: compare-and-delete. Deletes `key` only if it holds exactly `value`; resolves
+   *  true if it deleted it. Atomic across the fleet. */
+  deleteIfEquals?(key: string, value: string): Promise<boolean>;
+}
+
+/** A provider event. Events never carry a secret, a token, the storeKey or a store entry's name. */
 export interface TokenEvent {
   type:
     | "token_requested"
     | "token_acquired"
     | "token_refresh_failed"
     | "token_invalidated"
-    | "closed";
+    | "closed"
+    /** This instance took the store's lease and will ask the token endpoint. */
+    | "lease_taken"
+    /** Another instance holds the lease: waiting for its token in the store. */
+    | "lease_busy"
+    /** This instance's lease ran out before its token arrived (another may have asked too). */
+    | "lease_lost"
+    /** Waited two lease TTLs for another instance's token: asking the token endpoint itself. */
+    | "lease_wait_over"
+    /** The store failed or did not answer in storeTimeoutMs: this acquisition goes on without it. */
+    | "store_failed"
+    /** An entry read from the store was not used (it counts as missing). */
+    | "store_entry_refused"
+    /** The entry holding a token the API refused (401) is being deleted (compare-and-delete). */
+    | "store_entry_deleted";
   /** Epoch milliseconds when it happened. */
   at: number;
   /** For token_acquired: when the new token expires (epoch ms). */
   expiresAt?: number;
+  /** For token_acquired: where the token came from (the store: another instance fetched it). */
+  source?: "store" | "endpoint";
   /** For failures: the error code. */
   code?: string;
-  /** Token requests made so far by this manager. */
+  /** Token requests this manager sent to the token endpoint so far. */
   tokenRequests: number;
   /** For token_requested and token_refresh_failed: whether no caller was waiting (a refresh ahead). */
   background?: boolean;
   /** For token_refresh_failed: how long the server asked us to wait. */
   retryAfterMs?: number;
+  /** For store_failed: which store operation (write: a write, a lease release or a delete). */
+  step?: "read" | "lease" | "write";
+  /** For store_failed: it threw or rejected ("error"), or did not answer in time ("timeout"). */
+  failure?: "error" | "timeout";
+  /** For store_entry_refused: it could not be decrypted or parsed (another key, tampered, another
+   *  format), or it did not make sense. */
+  reason?: "unreadable" | "malformed";
 }
 
 /** Options of a TokenManager. Unknown option names are refused (typos never pass silently). */
@@ -61,6 +111,23 @@ export interface TokenManagerOptions {
   dangerouslyAllowBrowser?: boolean;
   /** Lifecycle events; never carry secrets or tokens. */
   onEvent?: (event: TokenEvent) => void;
+  /**
+   * A store shared by the instances of a fleet (see TokenStore): one token request per token
+   * lifetime for the whole fleet. The in-memory token comes first; the store is read only when
+   * it is missing or due for refresh.
+   */
+  store?: TokenStore;
+  /**
+   * The key material of the store's encryption and entry names (at least 32 characters; kept
+   * secret like the client secret). Default: the client secret (a rotated secret is then a miss).
+   * Only with `store`.
+   */
+  storeKey?: string;
+  /** The longest one store call may take before it counts as failed, in ms (1 to 60000). Default 1000. */
+  storeTimeoutMs?: number;
+  /** How long the store's lease lasts unless released, in ms (1000 to 120000): the longest a lease
+   *  holder that died delays the others. Default 10000. */
+  leaseTtlMs?: number;
 }
 
 /** A Bearer access token. */
@@ -87,12 +154,22 @@ export interface TokenStatus {
   state: "empty" | "valid" | "refreshing" | "expired" | "closed";
   /** When the cached token expires (epoch ms). */
   expiresAt?: number;
-  /** Token requests made so far. */
+  /** Token requests this manager sent to the token endpoint so far. */
   tokenRequests: number;
   /** Failed token requests since the last success (a token already inside its expiry margin when it arrived counts as one). */
   consecutiveFailures: number;
   /** While backing off after failures: when the next token request is allowed (epoch ms). */
   retryAt?: number;
+  /** Where the token in memory came from: the token endpoint, or the store (another instance's). */
+  tokenSource?: "store" | "endpoint";
+  /** With a store: tokens taken from it. */
+  storeTokens?: number;
+  /** With a store: reads of it. */
+  storeReads?: number;
+  /** With a store: its failures and timeouts (each one a store_failed event). */
+  storeFailures?: number;
+  /** With a store: leases this manager took. */
+  leasesTaken?: number;
 }
 
 /** Holds one client's OAuth 2.0 client-credentials token, refreshing it before expiry. */

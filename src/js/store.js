@@ -26,7 +26,7 @@
  * @typedef {object} Keys what the key material became (the material itself is not kept)
  * @property {string} name the entry's name
  * @property {CryptoKey} aes
- * @property {Uint8Array} aad the entry's name, UTF-8
+ * @property {Bytes} aad the entry's name, UTF-8
  *
  * @typedef {object} Handle one manager's store: openStore's answer, opaque to the wasm
  * @property {TokenStore} store
@@ -43,6 +43,7 @@
  * @property {string} n the stamp, 16 lowercase hex digits
  *
  * @typedef {"error" | "timeout"} Failed
+ * @typedef {Uint8Array<ArrayBuffer>} Bytes what WebCrypto takes (never a shared buffer)
  */
 
 const PREFIX = "qbank-connect:v1:";
@@ -61,15 +62,15 @@ const utf8 = new TextEncoder();
  * @returns {Handle}
  */
 export function openStore(store, keyMaterial, identity, timeoutMs) {
-  const keys = deriveKeys(utf8.encode(keyMaterial), identity.slice());
+  const keys = deriveKeys(utf8.encode(keyMaterial), new Uint8Array(identity));
   // Nobody may await it before the first store call: a failure is reported there.
   keys.catch(() => {});
   return { store, timeoutMs, keys, last: undefined, tail: Promise.resolve() };
 }
 
 /**
- * @param {Uint8Array} ikm zeroed once imported
- * @param {Uint8Array} identity
+ * @param {Bytes} ikm zeroed once imported
+ * @param {Bytes} identity
  * @returns {Promise<Keys>}
  */
 async function deriveKeys(ikm, identity) {
@@ -295,7 +296,7 @@ function b64url(bytes) {
 
 /**
  * @param {string} text
- * @returns {Uint8Array | undefined}
+ * @returns {Bytes | undefined}
  */
 function unb64url(text) {
   if (!B64URL.test(text) || text.length % 4 === 1) return undefined;

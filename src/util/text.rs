@@ -51,6 +51,19 @@ pub fn as_strs(list: &[String]) -> Vec<&str> {
     out
 }
 
+/// Sorts a short list in place (an insertion sort). `slice::sort` links core's sorting network,
+/// quicksort and heapsort per element type, and their panic message: KiBs of wasm for lists of a
+/// few items (a scope, extra parameters).
+pub fn sort_short<T: Ord>(items: &mut [T]) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && items.get(j - 1) > items.get(j) {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 /// `s[from..to]` without a panic path. A `&str` index that the compiler cannot prove to be on
 /// a char boundary links core's slice panic, and through its message the formatting machinery
 /// (`char` Debug escapes, Unicode tables, integer padding: about 8 KiB of wasm). The indices the
@@ -150,6 +163,27 @@ pub(crate) fn edit_distance(a: &[char], b: &[char]) -> usize {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    use super::sort_short;
+
+    #[test]
+    fn sort_short_sorts_as_slice_sort_does() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..12 {
+            let mut v: Vec<u64> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng % 5
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort();
+            sort_short(&mut v);
+            assert_eq!(v, want);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -8,9 +8,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, normalize, sep } from "node:path";
-import { BIN, ROOT, PKG, run, startWorkerd } from "./harness.mjs";
+import { BIN, ROOT, PKG, consumerFile, ensureConsumer, run, startWorkerd } from "./harness.mjs";
 import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample } from "./examples.mjs";
 import { checkSurface, surfaceProbe } from "./surface.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
@@ -281,6 +282,105 @@ export default {
   const aborted = await ask("?abortAfter=100");
   assert.equal(aborted.code, "aborted", JSON.stringify(aborted));
   assert.deepEqual(await ask(), { ok: "1234.56" });
+  await w.stop();
+});
+
+// ---- the store option (WebCrypto: HKDF, HMAC, AES-GCM) in each runtime ----
+
+/**
+ * An async function body run with the package as `q` and `tokenUrl`, `clientId`, `clientSecret`
+ * in scope: two managers share a store written here (a Map with TTLs), the first gets a token
+ * from the endpoint, the second from the store. Returns what it saw.
+ */
+const STORE_PROBE = `
+  const map = new Map();
+  const live = (k) => { const e = map.get(k); return e && e.exp > Date.now() ? e : undefined; };
+  const store = {
+    async get(k) { return live(k)?.v ?? null; },
+    async set(k, v, ttl) { map.set(k, { v, exp: Date.now() + ttl }); },
+    async setIfAbsent(k, v, ttl) { if (live(k)) return false; map.set(k, { v, exp: Date.now() + ttl }); return true; },
+    async deleteIfEquals(k, v) { if (live(k)?.v !== v) return false; map.delete(k); return true; },
+  };
+  const sources = [];
+  const make = () => new q.TokenManager({ tokenUrl, clientId, clientSecret, allowInsecureHttp: true, autoRefresh: false, store,
+    onEvent: (e) => { if (e.type === "token_acquired" || e.type === "store_failed") sources.push(e.source ?? e.type); } });
+  const a = make();
+  const b = make();
+  const first = await a.getToken();
+  // The write and the lease's release follow the token: wait for them (one entry, no lease).
+  for (let i = 0; i < 400 && !(map.size === 1 && ![...map.keys()][0].endsWith(":lease")); i++) await new Promise((r) => setTimeout(r, 5));
+  const second = await b.getToken();
+  const [key] = map.keys();
+  const value = map.get(key)?.v ?? "";
+  const out = {
+    sameToken: first.accessToken === second.accessToken,
+    sources,
+    entryName: /^qbank-connect:v1:[0-9a-f]{64}$/.test(key),
+    clear: !value.includes(first.accessToken) && !value.includes(clientSecret) && !value.includes(clientId),
+    tokenSource: b.status.tokenSource,
+  };
+  a.close();
+  b.close();
+  return out;
+`;
+
+/** Runs a command without blocking this process (which serves the sandbox it talks to). */
+function runAsync(cmd, args, opts) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test("the store option in Deno, Bun and workerd (WebCrypto): two managers sharing a store make one token request", async () => {
+  ensureConsumer();
+  const want = { sameToken: true, sources: ["endpoint", "store"], entryName: true, clear: true, tokenSource: "store" };
+  const args = (sb) => `const tokenUrl = ${JSON.stringify(sb.tokenUrl)}, clientId = ${JSON.stringify(CLIENT.clientId)}, clientSecret = ${JSON.stringify(CLIENT.clientSecret)};`;
+  const script = (sb) => `import * as q from "qbank-connect";\n${args(sb)}\nconst out = await (async () => {${STORE_PROBE}})();\nconsole.log(JSON.stringify(out));\n`;
+  for (const kind of ["deno", "bun"]) {
+    const sb = await sandboxFor();
+    const f = consumerFile(`store-probe-${kind}.mjs`, script(sb));
+    const r =
+      kind === "deno"
+        ? await runAsync(join(BIN, "deno"), ["run", "--no-prompt", "--allow-net", "--node-modules-dir=manual", "--no-lock", f], {
+            cwd: join(f, ".."),
+            env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+          })
+        : await runAsync(join(BIN, "bun"), [f], { cwd: join(f, ".."), env: { ...process.env, NO_COLOR: "1" } });
+    assert.equal(r.code, 0, `${kind}: ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split("\n").pop()), want, kind);
+    assert.equal(sb.control.counters().tokenRequests, 1, `${kind}: token requests`);
+  }
+  const sb = await sandboxFor();
+  const source = `import * as q from "qbank-connect";
+export default {
+  async fetch(request) {
+    // The readiness probe (serveWorkerd) is not a run.
+    if (new URL(request.url).pathname !== "/") return new Response("ready");
+    ${args(sb)}
+    try {
+      return Response.json(await (async () => {${STORE_PROBE}})());
+    } catch (e) {
+      return Response.json({ failed: String(e && e.stack || e) });
+    }
+  },
+};
+`;
+  const w = await startWorkerd("store-probe", source);
+  later(() => w.stop());
+  const res = await fetch(`${w.url}/`, { signal: AbortSignal.timeout(20_000) });
+  const text = await res.text();
+  assert.equal(res.status, 200, text + w.log());
+  assert.deepEqual(JSON.parse(text), want, "workerd");
+  assert.equal(sb.control.counters().tokenRequests, 1, "workerd: token requests");
   await w.stop();
 });
 

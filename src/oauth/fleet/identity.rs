@@ -44,6 +44,7 @@
 
 use crate::oauth::token::{is_reserved_param, AuthMethod, Grant, TokenRequest};
 use crate::prelude::*;
+use crate::util::text::sort_short;
 
 /// The leading bytes of every encoding: what it is, then the version.
 pub const MAGIC: &[u8] = b"qbc-fleet-id\x01";
@@ -145,7 +146,7 @@ impl<'a> CacheIdentity<'a> {
             }
         }
         let mut scope: Vec<&str> = self.scope.iter().map(String::as_str).collect();
-        scope.sort_unstable();
+        sort_short(&mut scope);
         scope.dedup();
         out.push(5);
         count(&mut out, scope.len());
@@ -158,7 +159,7 @@ impl<'a> CacheIdentity<'a> {
             .filter(|(name, _)| !is_reserved_param(name))
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
-        params.sort_unstable();
+        sort_short(&mut params);
         out.push(6);
         count(&mut out, params.len());
         for (name, value) in params {

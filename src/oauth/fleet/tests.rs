@@ -962,7 +962,7 @@ fn lockstep(seed: u64, ops: &[Step]) {
             Step::Timer => {
                 // Today's edge: at its timer, a cache with a valid token polls and starts a
                 // background refresh if told to.
-                if armed.is_none_or(|at| now < at) {
+                if !armed.is_some_and(|at| now >= at) {
                     continue;
                 }
                 armed = None;
