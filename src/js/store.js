@@ -8,9 +8,11 @@
 //   CacheIdentity bytes: it reveals neither the client id, the scope nor the URL.
 // - Value: base64url(0x01 || iv(12) || AES-GCM(JSON {t, s, i, e, n})), the entry name as AAD.
 // - Every call is raced against the store timeout and never rejects: the answers are plain
-//   values the wasm reads ("error" | "timeout" for a failure). A store that throws, rejects,
-//   hangs or answers something of the wrong type counts as unavailable, never as an error for
-//   the caller.
+//   values the wasm reads (a read entry, or one of the codes below). A store that throws,
+//   rejects, hangs or answers something of the wrong type counts as unavailable, never as an
+//   error for the caller.
+// - Owners and stamps (u64 in the core) come as two 32-bit halves and are written as 16
+//   lowercase hex digits.
 //
 // Type-checked by `tsc -p tsconfig.checkjs.json` (make lint), like support.js.
 
@@ -42,9 +44,20 @@
  * @property {number} e expires at, epoch ms
  * @property {string} n the stamp, 16 lowercase hex digits
  *
- * @typedef {"error" | "timeout"} Failed
+ * @typedef {[token: string, scope: string[] | null, issuedAt: number, expiresAt: number, stampHi: number, stampLo: number]} Read
+ *   a read entry, as the wasm takes it
+ * @typedef {typeof ERROR | typeof TIMEOUT} Failed
  * @typedef {Uint8Array<ArrayBuffer>} Bytes what WebCrypto takes (never a shared buffer)
  */
+
+// The answer codes (token_manager.rs reads the same numbers).
+const OK = 0; // done; for a read: no entry
+const GARBAGE = 1; // a read: an entry that does not decrypt or parse
+const ERROR = 2; // the store threw, rejected, or answered something of the wrong type
+const TIMEOUT = 3; // no answer within the store timeout
+const ACQUIRED = 4; // the lease is ours
+const HELD = 5; // another owner holds the lease
+const UNSUPPORTED = 6; // the store has no setIfAbsent
 
 const PREFIX = "qbank-connect:v1:";
 const VERSION = 1;
@@ -91,8 +104,8 @@ async function deriveKeys(ikm, identity) {
 }
 
 /**
- * `work` raced against the store timeout: its value, "error" if it threw or rejected, "timeout"
- * if it did not settle in time. Never rejects.
+ * `work` raced against the store timeout: its value, ERROR if it threw or rejected, TIMEOUT if
+ * it did not settle in time. Never rejects.
  * @template T
  * @param {Handle} h
  * @param {() => Promise<T | Failed>} work
@@ -100,110 +113,98 @@ async function deriveKeys(ikm, identity) {
  */
 function bounded(h, work) {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve("timeout"), h.timeoutMs);
+    const timer = setTimeout(() => resolve(TIMEOUT), h.timeoutMs);
     /** @param {T | Failed} v */
     const done = (v) => {
       clearTimeout(timer);
       resolve(v);
     };
-    let started;
-    try {
-      started = work();
-    } catch {
-      started = Promise.resolve(/** @type {Failed} */ ("error"));
-    }
-    started.then(done, () => done("error"));
+    // `work` is async: what it throws comes back as a rejection.
+    work().then(done, () => done(ERROR));
   });
 }
 
 /**
- * Reads the entry: the decrypted entry, null when there is none, "garbage" when it cannot be
+ * Reads the entry: the decrypted entry, OK when there is none, GARBAGE when it cannot be
  * decrypted or parsed, or a failure. Remembers the raw value of an entry that decrypted, for
  * `storeDelete`.
  * @param {Handle} h
- * @returns {Promise<Entry | null | "garbage" | Failed>}
+ * @returns {Promise<Read | typeof OK | typeof GARBAGE | Failed>}
  */
 export function storeRead(h) {
   return bounded(h, async () => {
     const keys = await h.keys;
     const raw = await h.store.get(keys.name);
-    if (raw === null || raw === undefined) return null;
-    if (typeof raw !== "string") return "error";
-    const entry = await decrypt(keys, raw);
-    if (entry === undefined) return "garbage";
-    h.last = { raw, stamp: entry.n };
-    return entry;
+    if (raw === null || raw === undefined) return OK;
+    if (typeof raw !== "string") return ERROR;
+    const e = await decrypt(keys, raw);
+    if (e === undefined) return GARBAGE;
+    h.last = { raw, stamp: e.n };
+    return /** @type {Read} */ ([e.t, e.s, e.i, e.e, parseInt(e.n.slice(0, 8), 16), parseInt(e.n.slice(8), 16)]);
   });
 }
 
 /**
- * Tries the lease: "acquired", "held", "unsupported" (no setIfAbsent) or a failure.
+ * Tries the lease: ACQUIRED, HELD, UNSUPPORTED (no setIfAbsent) or a failure.
  * @param {Handle} h
- * @param {string} owner 16 hex digits
+ * @param {number} ownerHi
+ * @param {number} ownerLo
  * @param {number} ttlMs
- * @returns {Promise<"acquired" | "held" | "unsupported" | Failed>}
+ * @returns {Promise<number>}
  */
-export function storeLease(h, owner, ttlMs) {
+export function storeLease(h, ownerHi, ownerLo, ttlMs) {
   const store = h.store;
-  if (typeof store.setIfAbsent !== "function") return Promise.resolve("unsupported");
+  if (typeof store.setIfAbsent !== "function") return Promise.resolve(UNSUPPORTED);
   const setIfAbsent = store.setIfAbsent;
   return bounded(h, async () => {
     const keys = await h.keys;
-    const taken = await setIfAbsent.call(store, keys.name + ":lease", owner, ttlMs);
-    return taken === true ? "acquired" : taken === false ? "held" : "error";
+    const taken = await setIfAbsent.call(store, keys.name + ":lease", hex16(ownerHi, ownerLo), ttlMs);
+    return taken === true ? ACQUIRED : taken === false ? HELD : ERROR;
   });
 }
 
 /**
- * Encrypts and writes an entry, for as long as the token lives (at least 1 ms): true, or a
+ * Encrypts and writes an entry, for as long as the token lives (at least 1 ms): OK, or a
  * failure. In order after the writes, releases and deletes before it.
  * @param {Handle} h
  * @param {string} token
  * @param {string[] | null} scope
  * @param {number} issuedAt
  * @param {number} expiresAt
- * @param {string} stamp 16 hex digits
- * @returns {Promise<true | Failed>}
+ * @param {number} stampHi
+ * @param {number} stampLo
  */
-export function storeWrite(h, token, scope, issuedAt, expiresAt, stamp) {
-  return inOrder(h, async () => {
-    const keys = await h.keys;
+export function storeWrite(h, token, scope, issuedAt, expiresAt, stampHi, stampLo) {
+  return inOrder(h, async (keys) => {
     /** @type {Entry} */
-    const entry = { t: token, s: scope, i: issuedAt, e: expiresAt, n: stamp };
+    const entry = { t: token, s: scope, i: issuedAt, e: expiresAt, n: hex16(stampHi, stampLo) };
     const value = await encrypt(keys, JSON.stringify(entry));
     await h.store.set(keys.name, value, Math.max(1, Math.floor(expiresAt - Date.now())));
-    return true;
   });
 }
 
 /**
- * Releases the lease if `owner` holds it (compare-and-delete; without deleteIfEquals it runs
- * out by itself): true, or a failure.
+ * Releases the lease if this owner holds it (compare-and-delete; without deleteIfEquals it runs
+ * out by itself): OK, or a failure.
  * @param {Handle} h
- * @param {string} owner
- * @returns {Promise<true | Failed>}
+ * @param {number} ownerHi
+ * @param {number} ownerLo
  */
-export function storeRelease(h, owner) {
-  return inOrder(h, async () => {
-    const keys = await h.keys;
-    await deleteIfEquals(h.store, keys.name + ":lease", owner);
-    return true;
-  });
+export function storeRelease(h, ownerHi, ownerLo) {
+  return inOrder(h, (keys) => deleteIfEquals(h.store, keys.name + ":lease", hex16(ownerHi, ownerLo)));
 }
 
 /**
- * Deletes the entry if it still is the one last read with `stamp` (compare-and-delete on its
- * exact value; without deleteIfEquals nothing is deleted): true, or a failure.
+ * Deletes the entry if it still is the one last read with this stamp (compare-and-delete on its
+ * exact value; without deleteIfEquals nothing is deleted): OK, or a failure.
  * @param {Handle} h
- * @param {string} stamp
- * @returns {Promise<true | Failed>}
+ * @param {number} stampHi
+ * @param {number} stampLo
  */
-export function storeDelete(h, stamp) {
-  return inOrder(h, async () => {
-    const keys = await h.keys;
+export function storeDelete(h, stampHi, stampLo) {
+  return inOrder(h, async (keys) => {
     const last = h.last;
-    if (last && last.stamp === stamp) await deleteIfEquals(h.store, keys.name, last.raw);
-    return true;
+    if (last && last.stamp === hex16(stampHi, stampLo)) await deleteIfEquals(h.store, keys.name, last.raw);
   });
 }
 
@@ -217,13 +218,13 @@ async function deleteIfEquals(store, key, value) {
 }
 
 /**
- * `work`, bounded, after the writes before it have settled.
+ * `work` with the keys, bounded, after the writes before it have settled: OK, or a failure.
  * @param {Handle} h
- * @param {() => Promise<true>} work
- * @returns {Promise<true | Failed>}
+ * @param {(keys: Keys) => Promise<void>} work
+ * @returns {Promise<typeof OK | Failed>}
  */
 function inOrder(h, work) {
-  const run = h.tail.then(() => bounded(h, work));
+  const run = h.tail.then(() => bounded(h, async () => (await work(await h.keys), OK)));
   h.tail = run;
   return run;
 }
@@ -278,6 +279,15 @@ function isEntry(v) {
   const time = (/** @type {unknown} */ x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   const scope = o.s === null || (Array.isArray(o.s) && o.s.every((x) => typeof x === "string"));
   return typeof o.t === "string" && scope && time(o.i) && time(o.e) && typeof o.n === "string" && STAMP.test(o.n);
+}
+
+/**
+ * 16 lowercase hex digits.
+ * @param {number} hi
+ * @param {number} lo
+ */
+function hex16(hi, lo) {
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
 }
 
 /** @param {Uint8Array} bytes */

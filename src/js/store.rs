@@ -1,6 +1,7 @@
 //! Bindings to `store.js`, the store driver: the I/O of the fleet's store actions
 //! ([`crate::oauth::fleet::Action`]), with the token encrypted at rest. Every promise resolves,
-//! never rejects, to a plain value ("error" or "timeout" for a failure).
+//! never rejects, to a plain value: an answer code (see `store.js`) or a read entry. Owners and
+//! stamps (u64) travel as two 32-bit halves.
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -17,15 +18,16 @@ extern "C" {
         timeout_ms: f64,
     ) -> JsValue;
 
-    /// Reads the entry: an entry object, null, "garbage", "error" or "timeout".
+    /// Reads the entry: `[token, scope, issuedAt, expiresAt, stamp's halves]`, or a code.
     #[wasm_bindgen(js_name = storeRead)]
     pub fn read(handle: &JsValue) -> Promise;
 
-    /// Tries the lease: "acquired", "held", "unsupported", "error" or "timeout".
+    /// Tries the lease: a code (acquired, held, unsupported, or a failure).
     #[wasm_bindgen(js_name = storeLease)]
-    pub fn lease(handle: &JsValue, owner: &str, ttl_ms: f64) -> Promise;
+    pub fn lease(handle: &JsValue, owner_hi: f64, owner_lo: f64, ttl_ms: f64) -> Promise;
 
-    /// Encrypts and writes an entry: true, "error" or "timeout".
+    /// Encrypts and writes an entry: a code.
+    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = storeWrite)]
     pub fn write(
         handle: &JsValue,
@@ -33,16 +35,17 @@ extern "C" {
         scope: &JsValue,
         issued_at: f64,
         expires_at: f64,
-        stamp: &str,
+        stamp_hi: f64,
+        stamp_lo: f64,
     ) -> Promise;
 
-    /// Releases the lease if `owner` holds it: true, "error" or "timeout".
+    /// Releases the lease if this owner holds it: a code.
     #[wasm_bindgen(js_name = storeRelease)]
-    pub fn release(handle: &JsValue, owner: &str) -> Promise;
+    pub fn release(handle: &JsValue, owner_hi: f64, owner_lo: f64) -> Promise;
 
-    /// Deletes the entry if it is the one last read with `stamp`: true, "error" or "timeout".
+    /// Deletes the entry if it is the one last read with this stamp: a code.
     #[wasm_bindgen(js_name = storeDelete)]
-    pub fn delete(handle: &JsValue, stamp: &str) -> Promise;
+    pub fn delete(handle: &JsValue, stamp_hi: f64, stamp_lo: f64) -> Promise;
 
     /// `setTimeout`, not unref'd: the fleet's wakeups while callers wait.
     #[wasm_bindgen(js_name = setTimer)]

@@ -27,7 +27,6 @@ use crate::oauth::fleet::{
 use crate::oauth::policy::RefreshPolicy;
 use crate::oauth::token::{build_token_request, parse_token_response, Grant, TokenRequest};
 use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
-use crate::util::encode::{hex_value, push_hex};
 use crate::util::redact::{scrub, secret_variants};
 use crate::util::text::as_strs;
 use crate::util::{concat, Millis};
@@ -128,7 +127,9 @@ fn store_options(o: &Options) -> Result<(Option<JsValue>, Option<String>, FleetP
                 "option `storeKey` is the key of the token store: give it with `store`",
             ));
         }
-        if key.chars().count() < MIN_STORE_KEY_CHARS {
+        // Characters, not bytes: UTF-8 continuation bytes do not count.
+        let chars = key.bytes().filter(|b| b & 0xc0 != 0x80).count();
+        if chars < MIN_STORE_KEY_CHARS {
             return Err(Error::config(
                 "option `storeKey` must be at least 32 characters (a random string, kept secret)",
             ));
@@ -418,85 +419,53 @@ fn random_u64() -> u64 {
     (draw() << 32) ^ draw()
 }
 
-/// 16 lowercase hex digits: how owners and stamps travel to `store.js`.
-fn hex16(v: u64) -> String {
-    let mut out = String::with_capacity(16);
-    for b in v.to_be_bytes() {
-        push_hex(&mut out, b, true);
-    }
-    out
+/// A u64 as the two 32-bit halves `store.js` takes (it writes them as 16 hex digits).
+fn halves(v: u64) -> (f64, f64) {
+    ((v >> 32) as f64, (v & 0xffff_ffff) as f64)
 }
 
-fn from_hex16(text: &str) -> Option<u64> {
-    let b = text.as_bytes();
-    if b.len() != 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in b {
-        v = (v << 4) | u64::from(hex_value(c)?);
-    }
-    Some(v)
-}
+/// `store.js`'s answer codes (see there).
+const STORE_OK: f64 = 0.0;
+const STORE_GARBAGE: f64 = 1.0;
+const STORE_TIMEOUT: f64 = 3.0;
+const LEASE_ACQUIRED: f64 = 4.0;
+const LEASE_HELD: f64 = 5.0;
+const LEASE_UNSUPPORTED: f64 = 6.0;
 
-/// A store write's, release's or delete's answer: `None` when it worked.
-fn store_failure(v: &JsValue) -> Option<StoreFailure> {
-    match v.as_string().as_deref() {
-        _ if v.as_bool() == Some(true) => None,
-        Some("timeout") => Some(StoreFailure::Timeout),
-        _ => Some(StoreFailure::Error),
-    }
-}
-
-/// A store read's answer (`store.js` has checked the entry's types).
-fn read_answer(v: &JsValue) -> StoreRead {
-    if v.is_null() || v.is_undefined() {
-        return StoreRead::NotFound;
-    }
-    match v.as_string().as_deref() {
-        Some("garbage") => return StoreRead::Garbage,
-        Some("timeout") => return StoreRead::Failed(StoreFailure::Timeout),
-        Some(_) => return StoreRead::Failed(StoreFailure::Error),
-        None => {}
-    }
-    let time = |k: &str| field(v, k).as_f64().map(|t| t as Millis);
-    let scope = field(v, "s");
-    let scope = if scope.is_null() {
-        Some(None)
+/// A failed store call's answer code: a timeout, or else an error.
+fn failure_of(code: f64) -> StoreFailure {
+    if code == STORE_TIMEOUT {
+        StoreFailure::Timeout
     } else {
-        Array::is_array(&scope).then(|| {
-            let mut list = Vec::new();
-            for s in Array::from(&scope).iter() {
-                list.push(s.as_string().unwrap_or_default());
-            }
-            Some(list)
-        })
+        StoreFailure::Error
+    }
+}
+
+/// A store read's answer: the entry as `[token, scope | null, issuedAt, expiresAt, stamp's
+/// halves]` (`store.js` checked its types), or a code.
+fn read_answer(v: &JsValue) -> StoreRead {
+    let Some(entry) = v.dyn_ref::<Array>() else {
+        return match v.as_f64() {
+            Some(STORE_OK) => StoreRead::NotFound,
+            Some(STORE_GARBAGE) => StoreRead::Garbage,
+            code => StoreRead::Failed(failure_of(code.unwrap_or_default())),
+        };
     };
-    let entry = (|| {
-        Some(StoredToken {
-            access_token: Secret::new(field(v, "t").as_string()?),
-            scope: scope?,
-            issued_at: time("i")?,
-            expires_at: time("e")?,
-            stamp: from_hex16(&field(v, "n").as_string()?)?,
-        })
-    })();
-    entry.map_or(StoreRead::Garbage, StoreRead::Found)
-}
-
-fn step_name(step: StoreStep) -> &'static str {
-    match step {
-        StoreStep::Read => "read",
-        StoreStep::Lease => "lease",
-        StoreStep::Write => "write",
-    }
-}
-
-fn failure_name(failure: StoreFailure) -> &'static str {
-    match failure {
-        StoreFailure::Error => "error",
-        StoreFailure::Timeout => "timeout",
-    }
+    let number = |i: u32| entry.get(i).as_f64().unwrap_or_default() as u64;
+    let scope = entry.get(1).dyn_into::<Array>().ok().map(|list| {
+        let mut out = Vec::new();
+        for s in list.iter() {
+            out.push(s.as_string().unwrap_or_default());
+        }
+        out
+    });
+    StoreRead::Found(StoredToken {
+        access_token: Secret::new(entry.get(0).as_string().unwrap_or_default()),
+        scope,
+        issued_at: number(2),
+        expires_at: number(3),
+        stamp: (number(4) << 32) | number(5),
+    })
 }
 
 impl Drop for Inner {
@@ -558,39 +527,47 @@ impl Inner {
     /// The onEvent form of a core event (none carries a token, a secret or an entry name).
     fn emit_event(&self, event: Event) {
         let text = |s: &str| JsValue::from_str(s);
-        match event {
+        let mut extra = Vec::new();
+        let kind = match event {
             Event::TokenObtained {
                 source: Source::Store,
                 expires_at,
-            } => self.emit(
-                "token_acquired",
-                &[
-                    ("expiresAt", JsValue::from(expires_at as f64)),
-                    ("source", text("store")),
-                ],
-            ),
+            } => {
+                extra.push(("expiresAt", JsValue::from(expires_at as f64)));
+                extra.push(("source", text("store")));
+                "token_acquired"
+            }
             // The edge says it itself when the request's answer arrives (fetch_token).
-            Event::TokenObtained { .. } => {}
-            Event::LeaseTaken => self.emit("lease_taken", &[]),
-            Event::LeaseBusy => self.emit("lease_busy", &[]),
-            Event::LeaseLost => self.emit("lease_lost", &[]),
-            Event::LeaseWaitOver => self.emit("lease_wait_over", &[]),
-            Event::StoreFailed { step, failure } => self.emit(
-                "store_failed",
-                &[
-                    ("step", text(step_name(step))),
-                    ("failure", text(failure_name(failure))),
-                ],
-            ),
+            Event::TokenObtained { .. } => return,
+            Event::LeaseTaken => "lease_taken",
+            Event::LeaseBusy => "lease_busy",
+            Event::LeaseLost => "lease_lost",
+            Event::LeaseWaitOver => "lease_wait_over",
+            Event::StoreFailed { step, failure } => {
+                let step = match step {
+                    StoreStep::Read => "read",
+                    StoreStep::Lease => "lease",
+                    StoreStep::Write => "write",
+                };
+                let failure = match failure {
+                    StoreFailure::Error => "error",
+                    StoreFailure::Timeout => "timeout",
+                };
+                extra.push(("step", text(step)));
+                extra.push(("failure", text(failure)));
+                "store_failed"
+            }
             Event::StoreEntryRefused { reason } => {
                 let reason = match reason {
                     Refusal::Unreadable => "unreadable",
                     Refusal::Malformed => "malformed",
                 };
-                self.emit("store_entry_refused", &[("reason", text(reason))])
+                extra.push(("reason", text(reason)));
+                "store_entry_refused"
             }
-            Event::RejectedEntryDeleted => self.emit("store_entry_deleted", &[]),
-        }
+            Event::RejectedEntryDeleted => "store_entry_deleted",
+        };
+        self.emit(kind, &extra);
     }
 
     /// The JS object for a token, reused while it is the same token.
@@ -804,58 +781,56 @@ impl Inner {
         self.drain();
     }
 
-    /// Performs one store action through `store.js` and feeds its answer to the fleet.
+    /// Performs one store action through `store.js` (whose promises never reject).
     async fn store_op(self: Rc<Self>, action: Action) {
-        let Some(h) = self.store.clone() else { return };
-        let done = |p: Promise| async move {
-            JsFuture::from(p)
-                .await
-                .unwrap_or_else(|_| JsValue::from_str("error"))
+        let Some(h) = &self.store else { return };
+        let p = match &action {
+            Action::ReadStore { .. } => store::read(h),
+            Action::TryLease { owner, ttl_ms, .. } => {
+                let (hi, lo) = halves(*owner);
+                store::lease(h, hi, lo, *ttl_ms as f64)
+            }
+            Action::WriteStore { entry } => {
+                let (hi, lo) = halves(entry.stamp);
+                let scope = entry.scope.as_ref().map_or(JsValue::NULL, |s| strings(s).into());
+                let token = entry.access_token.expose();
+                store::write(h, token, &scope, entry.issued_at as f64, entry.expires_at as f64, hi, lo)
+            }
+            Action::ReleaseLease { owner } => {
+                let (hi, lo) = halves(*owner);
+                store::release(h, hi, lo)
+            }
+            Action::DeleteIfStamp { stamp } => {
+                let (hi, lo) = halves(*stamp);
+                store::delete(h, hi, lo)
+            }
+            _ => return,
         };
+        let answer = JsFuture::from(p).await.unwrap_or(JsValue::UNDEFINED);
+        self.store_answer(action, &answer);
+    }
+
+    /// Feeds a store action's answer to the fleet.
+    #[inline(never)]
+    fn store_answer(self: &Rc<Self>, action: Action, v: &JsValue) {
+        let now = now_ms();
+        let code = v.as_f64().unwrap_or(-1.0);
         match action {
             Action::ReadStore { ticket } => {
-                let read = read_answer(&done(store::read(&h)).await);
-                self.fleet.borrow_mut().store_read(ticket, now_ms(), read);
+                let read = read_answer(v);
+                self.fleet.borrow_mut().store_read(ticket, now, read);
             }
-            Action::TryLease {
-                ticket,
-                owner,
-                ttl_ms,
-            } => {
-                let v = done(store::lease(&h, &hex16(owner), ttl_ms as f64)).await;
-                let answer = match v.as_string().as_deref() {
-                    Some("acquired") => LeaseAnswer::Acquired,
-                    Some("held") => LeaseAnswer::HeldByOther,
-                    Some("unsupported") => LeaseAnswer::Unsupported,
-                    Some("timeout") => LeaseAnswer::Failed(StoreFailure::Timeout),
-                    _ => LeaseAnswer::Failed(StoreFailure::Error),
+            Action::TryLease { ticket, .. } => {
+                let answer = match code {
+                    LEASE_ACQUIRED => LeaseAnswer::Acquired,
+                    LEASE_HELD => LeaseAnswer::HeldByOther,
+                    LEASE_UNSUPPORTED => LeaseAnswer::Unsupported,
+                    _ => LeaseAnswer::Failed(failure_of(code)),
                 };
-                self.fleet
-                    .borrow_mut()
-                    .lease_answer(ticket, now_ms(), answer);
+                self.fleet.borrow_mut().lease_answer(ticket, now, answer);
             }
-            other => {
-                let p = match &other {
-                    Action::WriteStore { entry } => store::write(
-                        &h,
-                        entry.access_token.expose(),
-                        &entry
-                            .scope
-                            .as_ref()
-                            .map_or(JsValue::NULL, |s| strings(s).into()),
-                        entry.issued_at as f64,
-                        entry.expires_at as f64,
-                        &hex16(entry.stamp),
-                    ),
-                    Action::ReleaseLease { owner } => store::release(&h, &hex16(*owner)),
-                    Action::DeleteIfStamp { stamp } => store::delete(&h, &hex16(*stamp)),
-                    _ => return,
-                };
-                match store_failure(&done(p).await) {
-                    Some(failure) => self.fleet.borrow_mut().store_failed(failure),
-                    None => return,
-                }
-            }
+            _ if code == STORE_OK => return,
+            _ => self.fleet.borrow_mut().store_failed(failure_of(code)),
         }
         self.drain();
     }
