@@ -678,25 +678,24 @@ impl Inner {
             let action = self.fleet.borrow_mut().poll_action();
             let Some(action) = action else { break };
             match action {
-                Action::FetchToken { flight } => {
-                    let background = self
-                        .flights
-                        .borrow()
-                        .iter()
-                        .find(|p| p.id == flight)
-                        .is_some_and(|p| p.background);
-                    let me = Rc::clone(self);
-                    spawn_local(async move { me.fetch_token(flight, background).await });
-                    self.emit(
-                        "token_requested",
-                        &[("background", JsValue::from_bool(background))],
-                    );
-                }
                 Action::Resolve { flight, result } => self.settle(flight, result),
                 Action::Event(event) => self.emit_event(event),
-                store_action => {
+                io => {
+                    let mut background = false;
+                    if let Action::FetchToken { flight } = io {
+                        background = self
+                            .flights
+                            .borrow()
+                            .iter()
+                            .find(|p| p.id == flight)
+                            .is_some_and(|p| p.background);
+                        self.emit(
+                            "token_requested",
+                            &[("background", JsValue::from_bool(background))],
+                        );
+                    }
                     let me = Rc::clone(self);
-                    spawn_local(async move { me.store_op(store_action).await });
+                    spawn_local(async move { me.perform(io, background).await });
                 }
             }
         }
@@ -724,8 +723,16 @@ impl Inner {
         };
     }
 
+    /// Performs a token request or a store action (one future type for both).
+    async fn perform(self: Rc<Self>, action: Action, background: bool) {
+        match action {
+            Action::FetchToken { flight } => self.fetch_token(flight, background).await,
+            store_action => self.store_op(store_action).await,
+        }
+    }
+
     /// Sends the token request of `flight` and feeds its answer to the fleet.
-    async fn fetch_token(self: Rc<Self>, id: FlightId, background: bool) {
+    async fn fetch_token(self: &Rc<Self>, id: FlightId, background: bool) {
         let cfg = &self.cfg;
         let grant = Grant::ClientCredentials;
         let req = build_token_request(&cfg.request(&grant));
@@ -749,7 +756,7 @@ impl Inner {
                 .status(now_ms())
                 .consecutive_failures
         };
-        let failures_before = failures(&self);
+        let failures_before = failures(self);
         let outcome = self.fleet.borrow_mut().token_answer(id, now_ms(), answer);
         self.clear_slot();
         if failure.is_none() {
@@ -763,7 +770,7 @@ impl Inner {
             );
             // A token already inside its expiry margin on arrival counts as a failure in the
             // cache (it backs off): said the way failures are, with no token in the event.
-            if failures(&self) > failures_before {
+            if failures(self) > failures_before {
                 let backoff = self.fleet.borrow().cache().backoff_error().map(|e| e.code);
                 failure = backoff.map(|code| (code, None));
             }
@@ -782,7 +789,7 @@ impl Inner {
     }
 
     /// Performs one store action through `store.js` (whose promises never reject).
-    async fn store_op(self: Rc<Self>, action: Action) {
+    async fn store_op(self: &Rc<Self>, action: Action) {
         let Some(h) = &self.store else { return };
         let p = match &action {
             Action::ReadStore { .. } => store::read(h),
@@ -792,9 +799,20 @@ impl Inner {
             }
             Action::WriteStore { entry } => {
                 let (hi, lo) = halves(entry.stamp);
-                let scope = entry.scope.as_ref().map_or(JsValue::NULL, |s| strings(s).into());
+                let scope = entry
+                    .scope
+                    .as_ref()
+                    .map_or(JsValue::NULL, |s| strings(s).into());
                 let token = entry.access_token.expose();
-                store::write(h, token, &scope, entry.issued_at as f64, entry.expires_at as f64, hi, lo)
+                store::write(
+                    h,
+                    token,
+                    &scope,
+                    entry.issued_at as f64,
+                    entry.expires_at as f64,
+                    hi,
+                    lo,
+                )
             }
             Action::ReleaseLease { owner } => {
                 let (hi, lo) = halves(*owner);
@@ -897,24 +915,34 @@ impl Inner {
         wait_until: Option<Function>,
         rejected: Option<&str>,
     ) -> Result<JsValue, JsValue> {
-        if support::is_aborted(signal) {
-            return Err(support::abort_error());
-        }
-        let step = match rejected {
-            None => self.step(false, wait_until.as_ref()),
-            Some(_) if self.closed.get() => Step::Done(Err(to_js(&closed_error()))),
-            Some(token) => {
-                let now = now_ms();
-                let answer = self.fleet.borrow_mut().after_unauthorized(now, token);
-                self.answer(answer, now, wait_until.as_ref())
-            }
-        };
-        match step {
+        match self.first_step(signal, wait_until.as_ref(), rejected) {
             Step::Done(r) => r,
             Step::Wait(id, p) => {
                 Rc::clone(self)
                     .wait(id, p, signal.clone(), wait_until, false)
                     .await
+            }
+        }
+    }
+
+    /// `token_now`'s poll (kept out of the futures that await it).
+    #[inline(never)]
+    fn first_step(
+        self: &Rc<Self>,
+        signal: &JsValue,
+        wait_until: Option<&Function>,
+        rejected: Option<&str>,
+    ) -> Step {
+        if support::is_aborted(signal) {
+            return Step::Done(Err(support::abort_error()));
+        }
+        match rejected {
+            None => self.step(false, wait_until),
+            Some(_) if self.closed.get() => Step::Done(Err(to_js(&closed_error()))),
+            Some(token) => {
+                let now = now_ms();
+                let answer = self.fleet.borrow_mut().after_unauthorized(now, token);
+                self.answer(answer, now, wait_until)
             }
         }
     }

@@ -30,6 +30,16 @@
 //!    stability exactly as without a store); a token is written to the store, then the lease is
 //!    released.
 //!
+//! A caller's forced refresh ([`Fleet::get_token`] with `force`) skips the store and the lease:
+//! the entry holds the token being refused, or an older one. Its token is written as any other.
+//!
+//! # Without a store
+//!
+//! [`Fleet::local`] is the same machine with the store's steps left out: every acquisition is
+//! one token request, and it behaves exactly as its [`TokenCache`] alone (a host test drives the
+//! two in lockstep). The edge drives both kinds the same way, so there is one path for a manager
+//! with a store and one without.
+//!
 //! # The timeline of a refresh
 //!
 //! ```text
@@ -95,7 +105,6 @@ use crate::oauth::{Error, Secret, TokenResponse};
 use crate::prelude::*;
 use crate::util::rng::SplitMix64;
 use crate::util::Millis;
-use alloc::collections::VecDeque;
 
 /// Where a token came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,7 +407,9 @@ pub struct Fleet {
     /// False for an instance without a store ([`Fleet::local`]): every acquisition fetches.
     store: bool,
     token_source: Option<Source>,
-    actions: VecDeque<Action>,
+    /// What the edge must do, oldest first (a few at a time: a Vec, not a VecDeque, which costs
+    /// its own code in the .wasm).
+    actions: Vec<Action>,
     endpoint_requests: u64,
     store_tokens: u64,
     store_reads: u64,
@@ -420,7 +431,7 @@ impl Fleet {
             lease_supported: true,
             store: true,
             token_source: None,
-            actions: VecDeque::new(),
+            actions: Vec::new(),
             endpoint_requests: 0,
             store_tokens: 0,
             store_reads: 0,
@@ -474,7 +485,7 @@ impl Fleet {
 
     /// The next thing the edge must do, in order; `None` when there is nothing left.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        (!self.actions.is_empty()).then(|| self.actions.remove(0))
     }
 
     /// What one caller gets now: the token in memory, or a flight to wait on. `force` refuses
@@ -606,7 +617,7 @@ impl Fleet {
                         expires_at: token.expires_at,
                         stamp: self.rng.next_u64(),
                     };
-                    self.actions.push_back(Action::WriteStore { entry });
+                    self.actions.push(Action::WriteStore { entry });
                 }
             }
         }
@@ -749,7 +760,7 @@ impl Fleet {
             op.step = Step::Read { since: now };
             op.ticket = ticket;
             self.store_reads = self.store_reads.saturating_add(1);
-            self.actions.push_back(Action::ReadStore { ticket });
+            self.actions.push(Action::ReadStore { ticket });
         }
     }
 
@@ -761,7 +772,7 @@ impl Fleet {
         if let Some(op) = &mut self.op {
             op.step = Step::Lease { since: now };
             op.ticket = ticket;
-            self.actions.push_back(Action::TryLease {
+            self.actions.push(Action::TryLease {
                 ticket,
                 owner: self.owner,
                 ttl_ms: self.policy.lease_ttl_ms,
@@ -773,8 +784,7 @@ impl Fleet {
         if let Some(op) = &mut self.op {
             op.step = Step::Fetch;
             self.endpoint_requests = self.endpoint_requests.saturating_add(1);
-            self.actions
-                .push_back(Action::FetchToken { flight: op.flight });
+            self.actions.push(Action::FetchToken { flight: op.flight });
         }
     }
 
@@ -844,7 +854,7 @@ impl Fleet {
                 op.deleted = Some(entry.stamp);
                 self.event(Event::RejectedEntryDeleted);
                 self.actions
-                    .push_back(Action::DeleteIfStamp { stamp: entry.stamp });
+                    .push(Action::DeleteIfStamp { stamp: entry.stamp });
             }
             return false;
         }
@@ -915,22 +925,22 @@ impl Fleet {
                 self.event(Event::LeaseLost);
             }
             self.actions
-                .push_back(Action::ReleaseLease { owner: self.owner });
+                .push(Action::ReleaseLease { owner: self.owner });
         }
     }
 
     fn resolve(&mut self, flight: FlightId, also: &[FlightId], result: Result<Served, Error>) {
         for &f in also {
-            self.actions.push_back(Action::Resolve {
+            self.actions.push(Action::Resolve {
                 flight: f,
                 result: result.clone(),
             });
         }
-        self.actions.push_back(Action::Resolve { flight, result });
+        self.actions.push(Action::Resolve { flight, result });
     }
 
     fn event(&mut self, event: Event) {
-        self.actions.push_back(Action::Event(event));
+        self.actions.push(Action::Event(event));
     }
 }
 
