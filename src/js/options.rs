@@ -3,8 +3,8 @@
 use crate::oauth::config::check_option_names;
 use crate::oauth::Error;
 use crate::prelude::*;
-use crate::util::concat;
 use crate::util::text::as_strs;
+use crate::util::{concat, push_u64};
 use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -100,12 +100,22 @@ impl Options {
 
     /// `timeoutMs`: one request's timeout, 1 ms to 10 minutes, 10 s when absent.
     pub fn timeout_ms(&self) -> Result<u64, Error> {
-        match self.number("timeoutMs")? {
-            None => Ok(10_000),
-            Some(v) if (1.0..=600_000.0).contains(&v) => Ok(v as u64),
-            Some(_) => Err(Error::config(
-                "option `timeoutMs` must be a number of milliseconds from 1 to 600000",
-            )),
+        self.millis("timeoutMs", 1, 600_000, 10_000)
+    }
+
+    /// A number of milliseconds from `low` to `high`, `default` when absent.
+    pub fn millis(&self, name: &str, low: u64, high: u64, default: u64) -> Result<u64, Error> {
+        match self.number(name)? {
+            None => Ok(default),
+            Some(v) if (low as f64..=high as f64).contains(&v) => Ok(v as u64),
+            Some(_) => {
+                let mut message =
+                    concat(&["option `", name, "` must be a number of milliseconds from "]);
+                push_u64(&mut message, low);
+                message.push_str(" to ");
+                push_u64(&mut message, high);
+                Err(Error::config(message))
+            }
         }
     }
 

@@ -136,25 +136,8 @@ fn store_options(o: &Options) -> Result<(Option<JsValue>, Option<String>, FleetP
         }
     }
     let defaults = FleetPolicy::default();
-    let ms = |name: &str, low: f64, high: f64, default: u64, message: &str| match o.number(name)? {
-        None => Ok(default),
-        Some(v) if (low..=high).contains(&v) => Ok(v as u64),
-        Some(_) => Err(Error::config(message)),
-    };
-    let store_timeout_ms = ms(
-        "storeTimeoutMs",
-        1.0,
-        60_000.0,
-        defaults.store_timeout_ms,
-        "option `storeTimeoutMs` must be a number of milliseconds from 1 to 60000",
-    )?;
-    let lease_ttl_ms = ms(
-        "leaseTtlMs",
-        1_000.0,
-        120_000.0,
-        defaults.lease_ttl_ms,
-        "option `leaseTtlMs` must be a number of milliseconds from 1000 to 120000",
-    )?;
+    let store_timeout_ms = o.millis("storeTimeoutMs", 1, 60_000, defaults.store_timeout_ms)?;
+    let lease_ttl_ms = o.millis("leaseTtlMs", 1_000, 120_000, defaults.lease_ttl_ms)?;
     let policy = FleetPolicy {
         store_timeout_ms,
         lease_ttl_ms,
