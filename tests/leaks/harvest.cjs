@@ -6,7 +6,7 @@
 const http = require("node:http");
 
 /** Option and JSON member names whose string values are credentials. */
-const SECRET_KEY = /secret|secert|passw|assertion|credential|api[-_]?key|^key$|(^|_|[a-z])token$/i;
+const SECRET_KEY = /secret|secert|passw|assertion|credential|api[-_]?key|store[-_]?key|^key$|(^|_|[a-z])token$/i;
 /** Members of a server answer that carry a token (tokens are the secrets issued at run time). */
 const TOKEN_MEMBERS = new Set(["access_token", "refresh_token", "id_token", "accessToken", "refreshToken"]);
 const SECRET_MEMBERS = new Set(["client_secret", "clientSecret", "password", "secret"]);
