@@ -358,26 +358,6 @@ export declare class QPayCredentials {
 /** The package version. */
 export declare function version(): string;
 
-/**
- * A shared store for the token (issue 18): holds opaque strings (encrypted by the package) under
- * string keys. Every method returns a Promise. The package calls it only from the acquisition
- * path (never from a cached `getToken()`), wraps every call in the store timeout, and treats a
- * throw, a rejection or a timeout as "store unavailable" (never an error for the caller).
- */
-export interface TokenStore {
-  /** The value under `key`, or null/undefined when there is none or it has expired. */
-  get(key: string): Promise<string | null | undefined>;
-  /** Stores `value` under `key`, replacing any, for `ttlMs` (it may be dropped earlier, never
-   *  served later than that). */
-  set(key: string, value: string, ttlMs: number): Promise<void>;
-  /** Optional: the lease. Stores `value` under `key` for `ttlMs` only if `key` holds nothing
-   *  (or only an expired value); resolves true if it stored it. Atomic across the fleet. */
-  setIfAbsent?(key: string, value: string, ttlMs: number): Promise<boolean>;
-  /** Optional: compare-and-delete. Deletes `key` only if it holds exactly `value`; resolves
-   *  true if it deleted it. Atomic across the fleet. */
-  deleteIfEquals?(key: string, value: string): Promise<boolean>;
-}
-
 /** A TokenStore of the shipped adapters: each has the lease and the compare-and-delete. */
 export type AtomicTokenStore = Required<TokenStore>;
 
