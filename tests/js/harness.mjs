@@ -2,6 +2,7 @@
 // project that installs the packed package the way users do, and a workerd runner (its parts are
 // shared with tests/js/examples.mjs and bench/workerd.mjs).
 import { spawn, spawnSync, execFileSync } from "node:child_process";
+import http from "node:http";
 import { createServer } from "node:net";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, copyFileSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
@@ -202,4 +203,51 @@ export function listFiles(dir, prefix = "") {
     else out.push(p);
   }
   return out;
+}
+
+/**
+ * A loopback proxy in front of a sandbox's token endpoint: counts the token requests that arrive
+ * (even one whose sender goes away) and remembers every access token it passes on (`tokens`, in
+ * order). `upstream(sb)` switches the sandbox behind it while `tokenUrl` stays the same (a bank
+ * that rotated a client's secret). `close()` stops it.
+ */
+export async function tokenTap(sb) {
+  let target = sb;
+  const tokens = [];
+  let arrivals = 0;
+  const server = http.createServer((req, res) => {
+    arrivals += 1;
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", async () => {
+      let up, text;
+      try {
+        const { host, connection, ...headers } = req.headers;
+        up = await fetch(target.tokenUrl, { method: req.method, headers, body: Buffer.concat(chunks) });
+        text = await up.text();
+      } catch {
+        return res.destroy();
+      }
+      try {
+        const t = JSON.parse(text).access_token;
+        if (t) tokens.push(t);
+      } catch {}
+      res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" });
+      res.end(text);
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    tokenUrl: `http://127.0.0.1:${server.address().port}/token`,
+    tokens,
+    arrivals: () => arrivals,
+    upstream(next) {
+      target = next;
+    },
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

@@ -11,7 +11,7 @@ import http from "node:http";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, normalize, sep } from "node:path";
-import { BIN, ROOT, PKG, consumerFile, ensureConsumer, run, startWorkerd } from "./harness.mjs";
+import { BIN, ROOT, PKG, consumerFile, ensureConsumer, run, startWorkerd, tokenTap } from "./harness.mjs";
 import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample } from "./examples.mjs";
 import { checkSurface, surfaceProbe } from "./surface.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
@@ -396,6 +396,7 @@ export default {
 async function firstOfFiftyEnds(name, { dropWaitUntil = false } = {}) {
   const sb = await sandboxFor();
   const tap = await tokenTap(sb);
+  later(() => tap.close());
   const w = await startWorkerdExample({
     name,
     guard: true,
@@ -477,41 +478,10 @@ async function chromium() {
   return browser;
 }
 
-/**
- * A loopback proxy in front of the sandbox's token endpoint: counts the token requests that
- * arrive (even one whose sender goes away) and remembers every access token it passes on.
- */
-async function tokenTap(sb) {
-  const tokens = [];
-  let arrivals = 0;
-  const server = http.createServer((req, res) => {
-    arrivals += 1;
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", async () => {
-      let up, text;
-      try {
-        up = await fetch(sb.tokenUrl, { method: req.method, headers: req.headers, body: Buffer.concat(chunks) });
-        text = await up.text();
-      } catch {
-        return res.destroy();
-      }
-      try {
-        const t = JSON.parse(text).access_token;
-        if (t) tokens.push(t);
-      } catch {}
-      res.writeHead(up.status, { "content-type": up.headers.get("content-type") ?? "application/json" });
-      res.end(text);
-    });
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  later(() => new Promise((r) => server.close(r)));
-  return { tokenUrl: `http://127.0.0.1:${server.address().port}/token`, tokens, arrivals: () => arrivals };
-}
-
 test("Chromium: the Worker's page shows the balance; its HTML and traffic carry neither the secret nor the token", async (t) => {
   const sb = await sandboxFor();
   const tap = await tokenTap(sb);
+  later(() => tap.close());
   const w = await startWorkerdExample({
     name: "page",
     guard: true,
