@@ -1,7 +1,7 @@
 // The benchmark: the same workload against every contender, side by side in one run, on Node,
 // Deno and workerd. Writes bench/results.md, bench/results.json and bench/chart.svg.
 //
-//   node bench/run.mjs [--runtimes node,deno,workerd] [--phases 1,2,3,4,5,6,7]
+//   node bench/run.mjs [--runtimes node,deno,workerd] [--phases 1,2,3,4,5,6,7,8]
 //                      [--contenders floor,ours,badgateway,openid] [--rounds 5] [--quick]
 //                      [--out bench]
 //
@@ -22,6 +22,7 @@ import { startWorker, WORKER_BUILD } from "./workerd.mjs";
 import { packageSizes } from "../tests/js/size.mjs";
 import { renderMarkdown } from "./report.mjs";
 import { renderChart } from "./chart.mjs";
+import { fleetPhase } from "./fleet.mjs";
 
 const BENCH = join(ROOT, "bench");
 const ALL_CONTENDERS = ["floor", "ours", "badgateway", "openid"];
@@ -35,7 +36,7 @@ const opt = (name, dflt) => {
 };
 const QUICK = argv.includes("--quick");
 const RUNTIMES = opt("runtimes", ALL_RUNTIMES.join(",")).split(",");
-const PHASES = new Set(opt("phases", "1,2,3,4,5,6,7").split(",").map(Number));
+const PHASES = new Set(opt("phases", "1,2,3,4,5,6,7,8").split(",").map(Number));
 const CONTENDERS = opt("contenders", ALL_CONTENDERS.join(",")).split(",");
 // Phase 4 on Node also runs the floor written with node:http (contenders/floorhttp.mjs), as a
 // reference row: ours uses node:http in Node. --no-reference leaves it out.
@@ -466,6 +467,11 @@ async function main() {
           log(`   ${c.padEnd(11)} import ${R[c].startup.importMs.toFixed(2)} ms, construct ${R[c].startup.createMs.toFixed(2)} ms`);
         }
       }
+    }
+    if (PHASES.has(8)) {
+      // Node only: the instances are Node processes sharing a redis-server (bench/fleet.mjs).
+      log("\n==> node: phase 8 (many instances: a shared redisStore against instances that share nothing)");
+      results.fleet = await fleetPhase({ startAgent, newClient, request, control, stats, newClientId, tokenCost, log, contenders: CONTENDERS, quick: QUICK });
     }
     if (PHASES.has(6)) {
       log("\n==> phase 6 (size)");

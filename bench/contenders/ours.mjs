@@ -3,7 +3,8 @@ import { QBankClient } from "qbank-connect";
 export const name = "ours";
 export const label = "qbank-connect (ours)";
 
-export function create({ tokenUrl, apiBaseUrl, clientId, clientSecret, scope }) {
+// `more`: further options (the fleet phase's `store`, see oursstore.mjs).
+export function create({ tokenUrl, apiBaseUrl, clientId, clientSecret, scope }, more = {}) {
   const client = new QBankClient({
     environment: { tokenUrl, apiBaseUrl },
     clientId,
@@ -13,6 +14,7 @@ export function create({ tokenUrl, apiBaseUrl, clientId, clientSecret, scope }) 
     // No refresh-ahead timer, so that phase 2 really finds an expired token, like every other
     // contender (with the default timer ours would have refreshed before expiry).
     autoRefresh: false,
+    ...more,
   });
   const tokens = client.tokens; // held once: each `client.tokens` read makes a new wrapper
   return {
