@@ -33,7 +33,10 @@ const live = new Set();
  */
 export async function startAgent(runtime, config, { onLine = () => {}, kvDir, readyMs = 30_000 } = {}) {
   const [cmd, args] = command(runtime, { kvDir });
-  const childEnv = { ...process.env, QBANK_FLEET_AGENT: JSON.stringify(config) };
+  // QBANK_FLEET_PKG_URL: another build of the same API instead of pkg/ (as QBANK_PKG_URL does for
+  // the in-process tests), e.g. to check that a test fails on a package without the store.
+  const pkgUrl = process.env.QBANK_FLEET_PKG_URL;
+  const childEnv = { ...process.env, QBANK_FLEET_AGENT: JSON.stringify(pkgUrl ? { pkgUrl, ...config } : config) };
   // Not a test process of the runner: the leak scanner's roles must not see it (a killed agent
   // would count as a test process that never reported).
   for (const k of ["NODE_TEST_CONTEXT", "QBANK_LEAK_RUN_DIR", "QBANK_LEAK_REPORT", "NODE_OPTIONS"]) delete childEnv[k];
