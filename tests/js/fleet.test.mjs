@@ -53,18 +53,20 @@ const onRedis = (r, extra = {}) => ({ kind: "redis", url: r.url, ...extra });
  * Starts `count` instances (or `runtimes`), releases them at once with `n` calls of `op`, and
  * returns { fleet, reports, sum, tokenRequests (at the sandbox, during the run) }. `keep` leaves
  * the instances running (the caller exits them). With `slowFirstTokenMs` the sandbox holds the
- * first token request that long, and `whenFetching(fleet)` runs once it has reached the sandbox,
- * while the calls are in flight.
+ * first token request that long, and `whenFetching(fleet)` runs as soon as it has arrived, while
+ * it and the calls are in flight.
  */
 async function fleetRun({ count = 1, runtime = "node", runtimes, config, op = "getToken", n = 100, keep = false, slowFirstTokenMs, whenFetching, onLine }) {
   const fleet = await startFleet({ count, runtime, runtimes, config, kvDir, onLine });
   if (slowFirstTokenMs) sb.control.addFault({ target: "token", delayMs: slowFirstTokenMs, count: 1 });
   let reports;
   const before = tokenRequests();
+  const arrived = tap.arrivals();
   try {
     const going = fleet.go(op, n);
     if (whenFetching) {
-      await eventually(() => tokenRequests() > before, "the first token request reached the sandbox", 20_000);
+      // The tap sees a token request as it arrives (the sandbox counts it only after the delay).
+      await eventually(() => tap.arrivals() > arrived, "the first token request reached the token endpoint", 20_000);
       await whenFetching(fleet);
     }
     reports = await going;
