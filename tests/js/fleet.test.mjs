@@ -206,7 +206,11 @@ describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {
       assertNoFailure(r.sum);
       assert.ok(r.sum.events.store_failed >= 4, "every instance said the store failed");
       assert.ok(r.tokenRequests >= 1 && r.tokenRequests <= 4, "each instance fetched on its own, once");
-      for (const rep of r.reports) assert.equal(rep.events.token_requested, 1, "single flight inside each instance");
+      for (const rep of r.reports) {
+        assert.equal(rep.events.token_requested, 1, "single flight inside each instance");
+        // Generous (a loaded 2-core machine): the store's part ends at its timeout.
+        assert.ok(rep.maxMs <= storeTimeoutMs + 2000, `an instance's slowest caller waited ${Math.round(rep.maxMs)} ms: the store's timeout, then its own token request`);
+      }
     } finally {
       await faulty.restart();
     }
