@@ -66,6 +66,11 @@ export async function fleetPhase(ctx) {
 
     // b. the first call of a new instance: warm store against cold (and ours without a store)
     log(`   b. first call of a new instance (token endpoint ${cfg.tokenDelayMs} ms), ${cfg.firstCallSamples} samples, each in a fresh process`);
+    // Each call in a fresh process: returns its time and the running agent, which the caller
+    // stops. The cold instance keeps running until the warm one has called (a new instance
+    // joining a running fleet): its store write is fire-and-forget, and a process stopped right
+    // after its first call may not have written yet (the next one would then wait for its lease
+    // to run out, up to leaseTtlMs).
     const firstCall = async (contender, id) => {
       const a = await startAgent("node", contender);
       try {
@@ -74,9 +79,10 @@ export async function fleetPhase(ctx) {
         const r = await request(`${a.url}/call`);
         const ms = performance.now() - t0;
         if (!r.ok) throw new Error(`fleet phase: ${contender}'s first call failed: ${r.error}`);
-        return ms;
-      } finally {
+        return { ms, agent: a };
+      } catch (e) {
         await a.stop();
+        throw e;
       }
     };
     const cold = [];
@@ -84,9 +90,18 @@ export async function fleetPhase(ctx) {
     const none = [];
     for (let i = 0; i < cfg.firstCallSamples; i++) {
       const id = newClientId("node", FLEET_STORE, `first${i}`);
-      cold.push(await firstCall(FLEET_STORE, id)); // the store holds nothing for this client yet
-      warm.push(await firstCall(FLEET_STORE, id)); // the one before wrote its token there
-      none.push(await firstCall("ours", newClientId("node", "ours", `first${i}`)));
+      const c = await firstCall(FLEET_STORE, id); // the store holds nothing for this client yet
+      try {
+        const w = await firstCall(FLEET_STORE, id); // the one before wrote its token there
+        await w.agent.stop();
+        warm.push(w.ms);
+      } finally {
+        await c.agent.stop();
+      }
+      cold.push(c.ms);
+      const n = await firstCall("ours", newClientId("node", "ours", `first${i}`));
+      await n.agent.stop();
+      none.push(n.ms);
     }
     out.firstCall = { coldStore: spread(cold), warmStore: spread(warm), noStore: spread(none) };
     log(`   cold store ${median(cold).toFixed(1)} ms, warm store ${median(warm).toFixed(1)} ms, no store ${median(none).toFixed(1)} ms (medians)`);
