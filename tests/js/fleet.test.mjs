@@ -92,6 +92,22 @@ function figure(t, key, values) {
   t.diagnostic(`${key}: ${JSON.stringify(values)}`);
 }
 
+/** The token entries in `redis` (no leases). */
+const entries = async () => (await redisDump(scanner)).filter((e) => !e.key.endsWith(":lease"));
+
+/**
+ * The entries once there are at least `count` (a store write is fire-and-forget: it may land a
+ * moment after the callers got their token), or after 5 s whatever there is.
+ */
+async function entriesOnceThere(count) {
+  const deadline = performance.now() + 5000;
+  for (;;) {
+    const now = await entries();
+    if (now.length >= count || performance.now() > deadline) return now;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 const eventFigures = (sum, ...names) => Object.fromEntries(names.map((k) => [k, sum.events[k] ?? 0]));
 
 /** The figures of a fleetRun: token requests, calls, failures, distinct tokens, slowest instance, and these event counts. */
@@ -312,11 +328,10 @@ describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {
   });
 
   rec.it("tampered entries (a flipped byte, another entry's value, bytes that are not base64url): each a miss with store_entry_refused, never a failure, and still 1 token request per fleet", async (t) => {
-    const keysNow = async () => new Set((await redisDump(scanner)).filter((e) => !e.key.endsWith(":lease")).map((e) => e.key));
-    const before = await keysNow();
+    const before = new Set((await entries()).map((e) => e.key));
     const seed = await fleetRun({ count: 2, n: 50, config: { ...settings(C.tamper), store: onRedis(redis) } });
     assert.equal(seed.sum.failed, 0);
-    const mine = [...(await keysNow())].filter((k) => !before.has(k));
+    const mine = (await entriesOnceThere(before.size + 1)).map((e) => e.key).filter((k) => !before.has(k));
     assert.equal(mine.length, 1, "the fleet wrote one entry");
     const [key] = mine;
     const other = [...before][0];
@@ -345,11 +360,11 @@ describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {
   });
 
   rec.it("a rotated secret (same client id and token URL, the old secret refused by the bank): the new fleet misses (a new entry name), 1 token request, 0 failures", async (t) => {
-    const entries = async () => (await redisDump(scanner)).filter((e) => !e.key.endsWith(":lease")).length;
+    const n = (await entries()).length;
     tap.upstream(sb);
     const old = await fleetRun({ count: 2, n: 50, config: { ...settings(C.rotate), store: onRedis(redis) } });
     assert.equal(old.sum.failed, 0);
-    const n0 = await entries();
+    const n0 = (await entriesOnceThere(n + 1)).length;
     tap.upstream(sb2); // the bank rotated the secret: the token URL the fleet knows is unchanged
     const c0 = sb2.control.counters().tokenRequests;
     try {
@@ -360,13 +375,13 @@ describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {
         calls: r.sum.calls,
         failed: r.sum.failed,
         entriesBefore: n0,
-        entriesAfter: await entries(),
+        entriesAfter: (await entriesOnceThere(n0 + 1)).length,
         ...eventFigures(r.sum, "token_acquired:endpoint", "token_acquired:store", "store_entry_refused"),
       });
       assertNoFailure(r.sum);
       assert.equal(requests, 1, "one token request for the new fleet");
       assert.equal(r.sum.events["token_acquired:store"], 2, "the others took the new fleet's token from the store");
-      assert.equal(await entries(), n0 + 1, "a new entry beside the old one (which runs out by its TTL)");
+      assert.equal((await entries()).length, n0 + 1, "a new entry beside the old one (which runs out by its TTL)");
     } finally {
       tap.upstream(sb);
     }

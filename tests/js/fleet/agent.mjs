@@ -51,21 +51,15 @@ async function makeStore(spec) {
       client.on("error", () => {});
       const connecting = client.connect().catch(() => {});
       if (spec.connect !== "background") await connecting;
-      closeStore = async () => client.disconnect();
+      closeStore = () => gracefully(() => client.quit(), () => client.disconnect());
     } else {
       const { createClient } = await import(lib);
       client = createClient({ url: spec.url });
       client.on("error", () => {}); // a server that is down or killed: the store times out or throws
       const connecting = client.connect().catch(() => {});
       if (spec.connect !== "background") await connecting;
-      closeStore = async () => {
-        try {
-          if (typeof client.destroy === "function") client.destroy();
-          else await client.disconnect();
-        } catch {
-          /* already closed */
-        }
-      };
+      // node-redis v5 close() / v4 quit(): after the commands already sent are answered.
+      closeStore = () => gracefully(() => (typeof client.close === "function" ? client.close() : client.quit()), () => (typeof client.destroy === "function" ? client.destroy() : client.disconnect()));
     }
     return pkg.redisStore(client, spec.prefix === undefined ? undefined : { prefix: spec.prefix });
   }
@@ -75,6 +69,27 @@ async function makeStore(spec) {
     return pkg.denoKvStore(kv);
   }
   throw new Error(`unknown store kind ${spec.kind}`);
+}
+
+/**
+ * Closes a redis client after the commands it has already sent are answered (a store write the
+ * package fired just before, say), or at once when that takes longer than 500 ms (a server that
+ * is down or killed).
+ */
+async function gracefully(close, destroy) {
+  const closed = Promise.resolve()
+    .then(close)
+    .then(
+      () => true,
+      () => false,
+    );
+  if (!(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(false), 500))]))) {
+    try {
+      await destroy();
+    } catch {
+      /* already closed */
+    }
+  }
 }
 
 /** The same store, answering every call `ms` late (the call itself is made at once). */
