@@ -320,8 +320,8 @@ describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {
       assert.ok(x.events["store_failed:read:timeout"] >= 1, "the slow read was given up at the store timeout");
       const roundTrip = x.tokenAcquiredAt - x.tokenRequestedAt;
       assert.ok(Number.isFinite(roundTrip), "the instance fetched its own token");
-      // Generous: 700 ms for process scheduling on a loaded machine; the store's 2 s never counts.
-      const bound = storeTimeoutMs + roundTrip + 700;
+      // Generous: 1 s for timers and process scheduling on a loaded machine; the store's 2 s never counts.
+      const bound = storeTimeoutMs + roundTrip + 1000;
       assert.ok(x.maxMs <= bound, `instance ${i}: its slowest caller waited ${Math.round(x.maxMs)} ms, bound ${Math.round(bound)} ms`);
       assert.ok(x.maxMs < storeDelayMs, "nobody waited for the slow store");
     }
