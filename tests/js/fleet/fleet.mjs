@@ -130,12 +130,13 @@ export async function killAll() {
 
 /**
  * A fleet: `count` instances of `runtime` (or `runtimes`, one each), all started and ready before
- * anyone calls, so they start cold together. `go(op, n)` sends the run command to every instance
+ * anyone calls, so they start cold together. `config` is the agents' configuration, or a function
+ * of the instance's index giving it. `go(op, n)` sends the run command to every instance
  * at the same moment and resolves with their reports, in order (a killed instance gives null).
  */
 export async function startFleet({ runtime = "node", runtimes, count = 1, config, kvDir, onLine }) {
   const list = runtimes ?? Array.from({ length: count }, () => runtime);
-  const agents = await Promise.all(list.map((rt) => startAgent(rt, config, { kvDir, onLine })));
+  const agents = await Promise.all(list.map((rt, i) => startAgent(rt, typeof config === "function" ? config(i) : config, { kvDir, onLine })));
   return {
     agents,
     async go(op, n) {
