@@ -13,6 +13,12 @@
 //        the "go": the parent sends it to every instance at the same moment); prints a report
 //   {"cmd":"exit"}                                        closes everything and exits 0
 //
+// The configuration: { tokenUrl, apiBaseUrl, clientId, clientSecret, scope?, account?, options?
+// (more QBankClient options: storeTimeoutMs, leaseTtlMs, storeKey, ...), store?, storeDelayMs?,
+// pkgUrl? }, where store is { kind: "redis", url, lib?: "redis" (node-redis v5, the default) |
+// "redis4" | "ioredis", connect?: "background" (do not wait for the connection: a server that is
+// down), prefix? } or { kind: "denokv", path } or absent (no store).
+//
 // What it prints on stdout, one JSON line each: {"type":"ready"}, {"type":"event",...} for every
 // event the package emits (only its type and non-secret fields, streamed as they happen, so the
 // parent can act on a lease_taken), {"type":"report",...} after each run, {"type":"fatal",...}.
