@@ -159,8 +159,8 @@ wasm-floor: setup
 	$(BIN)/wasm-opt $(WASM_OPT_FLAGS) $(WASM_FLOOR)/pkg/wasm_floor_bg.wasm -o $(WASM_FLOOR)/pkg/wasm_floor_bg.wasm
 
 # BENCH_ARGS: e.g. --quick, --runtimes node,deno, --phases 4,5, --rounds 9 (see bench/README.md).
-bench: package wasm-floor
-	$(call step,benchmark on Node$(comma) Deno and workerd side by side (8-12 minutes; --quick about 1.5))
+bench: package wasm-floor setup-redis
+	$(call step,benchmark on Node$(comma) Deno and workerd side by side (9-13 minutes; --quick about 2))
 	node bench/run.mjs $(BENCH_ARGS)
 
 ## ---- reliability ----
