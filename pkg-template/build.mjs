@@ -65,6 +65,11 @@ const nodeHttp = support.replace(/support\.js$/, "node-http.js");
 cpSync(join(root, "src", "js", "adapters.js"), join(dirname(supportAbs), "adapters.js"));
 const adapters = support.replace(/support\.js$/, "adapters.js");
 const STORES = ["memoryStore", "redisStore", "denoKvStore"];
+// Cloudflare Workers can run neither redisStore (node-redis and ioredis need TCP sockets) nor
+// denoKvStore (no Deno.openKv there): workerd.js leaves them out (about 1 KiB gzipped), so
+// importing either in a Worker fails when the Worker is bundled, a clear early error. index.d.ts
+// types them for every entry and says so.
+const WORKERD_STORES = ["memoryStore"];
 
 // The wasm classes' internal members: wasm-bindgen names them with strings (its own: the
 // instance's pointer __wbg_ptr, __wrap, __destroy_into_raw, free; ours: js_name = __slot,
@@ -127,10 +132,10 @@ writeFileSync(
     `}\n`,
 );
 
-const exportsBlock =
+const exportsBlock = (stores) =>
   `export { ${PUBLIC.join(", ")} } from "./qbank_connect.js";\n` +
   `export { QBankError, OneTimeSecret } from "${support}";\n` +
-  `export { ${STORES.join(", ")} } from "${adapters}";\n`;
+  `export { ${stores.join(", ")} } from "${adapters}";\n`;
 const decorate =
   `import { ${CLASSES.join(", ")} } from "./qbank_connect.js";\n` +
   `import { balancePath, decorate, fastPath, memoGetter } from "${support}";\n` +
@@ -148,7 +153,7 @@ writeFileSync(
     `import { wasmBytes } from "./wasm-bytes.js";\n` +
     decorate +
     `initSync({ module: wasmBytes() });\n` +
-    exportsBlock,
+    exportsBlock(STORES),
 );
 
 writeFileSync(
@@ -159,7 +164,7 @@ writeFileSync(
     `import { initSync } from "./qbank_connect.js";\n` +
     decorate +
     `initSync({ module: wasmModule });\n` +
-    exportsBlock,
+    exportsBlock(WORKERD_STORES),
 );
 
 writeFileSync(

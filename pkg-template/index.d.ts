@@ -378,6 +378,10 @@ export interface RedisClientLike {
  * A store in Redis through a connected node-redis (v4 or v5) or ioredis client (told apart by
  * shape): GET; SET PX; the lease SET NX PX; compare-and-delete as one Lua script. Every key is
  * `prefix + key`. Throws a `config` QBankError when `client` is not such a client.
+ *
+ * Not in the Cloudflare Workers entry (workerd.js): node-redis and ioredis need TCP sockets,
+ * which Workers do not give them, so importing `redisStore` in a Worker fails when the Worker
+ * is bundled. Node, Deno and Bun have it.
  */
 export declare function redisStore(client: RedisClientLike, options?: { prefix?: string }): AtomicTokenStore;
 
@@ -404,5 +408,8 @@ export interface DenoKvAtomicLike {
  * `exp` reads as absent: `expireIn` is only the earliest time KV deletes it). The lease and the
  * compare-and-delete are atomic commits checked on the versionstamp read; "database is locked"
  * is retried briefly. Throws a `config` QBankError when `kv` is not a Deno.Kv.
+ *
+ * Not in the Cloudflare Workers entry (workerd.js): Workers have no `Deno.openKv`, so importing
+ * `denoKvStore` in a Worker fails when the Worker is bundled.
  */
 export declare function denoKvStore(kv: DenoKvLike, options?: { prefix?: DenoKvKey }): AtomicTokenStore;

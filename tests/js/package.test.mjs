@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { homedir } from "node:os";
-import { checkSurface, surfaceProbe } from "./surface.mjs";
-import { ensureConsumer, consumerFile, run, BIN, CONSUMER, CRATE_VERSION, startWorkerd, PKG } from "./harness.mjs";
+import { checkSurface, surfaceProbe, NOT_IN_WORKERS } from "./surface.mjs";
+import { ensureConsumer, consumerFile, run, BIN, CONSUMER, CRATE_VERSION, startWorkerd, PKG, WORKER_BUILD } from "./harness.mjs";
 
 const PROBE_BODY = `
 const out = { version: q.version(), names: Object.keys(q).filter((k) => k !== "default").sort() };
@@ -256,6 +256,36 @@ test("each published entry is one minified file; workerd.js imports only its .wa
     assert.ok(!/^\s+\S/m.test(text) && !text.includes("// "), `${f} is minified`);
     // Names kept: stack traces and class names read as in the sources.
     assert.ok(/\bQBankError=class\b/.test(text) && text.includes("function fastPath(cls)"), `${f} keeps its names`);
+  }
+});
+
+test("workerd.js carries neither redisStore nor denoKvStore (they cannot run in Workers); the other entries carry both", async () => {
+  // Each adapter's own text: its name (kept by the minifier), its config error, its engine calls.
+  const marks = {
+    redisStore: ["function redisStore(", "redisStore(client): expected a connected node-redis", 'redis.call("GET",KEYS[1])'],
+    denoKvStore: ["function denoKvStore(", "denoKvStore(kv): expected a Deno.Kv", "database is locked"],
+  };
+  assert.deepEqual(Object.keys(marks).sort(), [...NOT_IN_WORKERS].sort());
+  const workerd = readFileSync(join(PKG, "workerd.js"), "utf8");
+  assert.ok(workerd.includes("function memoryStore("), "workerd.js has memoryStore");
+  for (const [name, texts] of Object.entries(marks)) {
+    for (const t of texts) assert.ok(!workerd.includes(t), `workerd.js carries ${name} (${t})`);
+    for (const f of ["index.js", "index.cjs", "node.js", "node.cjs"]) {
+      const text = readFileSync(join(PKG, f), "utf8");
+      for (const t of texts) assert.ok(text.includes(t), `${f} carries ${name} (${t})`);
+    }
+  }
+  // A Worker that imports one fails when it is bundled (wrangler's conditions), naming it.
+  const { build } = await import("esbuild");
+  ensureConsumer();
+  for (const name of NOT_IN_WORKERS) {
+    const entry = consumerFile(`workers/imports-${name}.js`, `import { ${name} } from "qbank-connect";\nexport default { fetch() { return new Response(typeof ${name}); } };\n`);
+    const failed = await build({ ...WORKER_BUILD, entryPoints: [entry], write: false }).then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(failed, `bundling a Worker that imports ${name} fails`);
+    assert.match(failed.errors.map((m) => m.text).join("\n"), new RegExp(`No matching export in .*workerd\\.js.* for import "${name}"`));
   }
 });
 

@@ -71,11 +71,22 @@ export function documentedSurface() {
   return doc;
 }
 
-/** Asserts that what surfaceProbe() reported in `runtime` is exactly the documented surface. */
+/**
+ * The documented exports that the Workers entry (workerd.js) leaves out: they cannot run there
+ * (redisStore needs TCP sockets, denoKvStore Deno.openKv); index.d.ts says so on each.
+ */
+export const NOT_IN_WORKERS = ["denoKvStore", "redisStore"];
+
+/**
+ * Asserts that what surfaceProbe() reported in `runtime` is exactly the documented surface (in
+ * workerd: all of it but NOT_IN_WORKERS).
+ */
 export function checkSurface(out, runtime) {
   const doc = documentedSurface();
   assert.ok(doc.exports.length >= 7 && Object.keys(doc.classes).length >= 5, `index.d.ts read (${doc.exports})`);
-  assert.deepEqual(out.exports, doc.exports, `${runtime}: the exports are exactly index.d.ts's`);
+  for (const name of NOT_IN_WORKERS) assert.ok(doc.exports.includes(name), `index.d.ts documents ${name}`);
+  const expected = runtime === "workerd" ? doc.exports.filter((n) => !NOT_IN_WORKERS.includes(n)) : doc.exports;
+  assert.deepEqual(out.exports, expected, `${runtime}: the exports are exactly index.d.ts's${runtime === "workerd" ? ` but ${NOT_IN_WORKERS}` : ""}`);
   const sorted = (a) => [...a].sort();
   for (const [name, cls] of Object.entries(doc.classes)) {
     const got = out.surface[name];
@@ -83,7 +94,7 @@ export function checkSurface(out, runtime) {
     assert.deepEqual(got.proto, sorted(["constructor", ...onPrototype]), `${runtime}: ${name}.prototype has exactly the documented members`);
     assert.deepEqual(got.statics, sorted(["length", "name", "prototype", ...cls.statics]), `${runtime}: ${name} has exactly the documented static members`);
   }
-  for (const name of doc.exports.filter((n) => !doc.classes[n])) {
+  for (const name of expected.filter((n) => !doc.classes[n])) {
     assert.ok(!out.surface[name].statics.some((k) => k.startsWith("__")), `${runtime}: ${name} has no internal member`);
   }
   for (const [what, names] of Object.entries(out.instances)) {
