@@ -6,7 +6,8 @@
 //!
 //! A parsed value borrows from the text: numbers, names and strings without escapes are slices of
 //! it, so reading a balance or token answer allocates only the arrays and member lists (in wasm,
-//! where every allocation goes through dlmalloc, that halved the time to parse a balance answer).
+//! where every allocation goes through the allocator, dlmalloc when this was measured, that
+//! halved the time to parse a balance answer).
 
 use super::encode::{hex_value, push_hex};
 use crate::prelude::*;
