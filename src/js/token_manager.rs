@@ -29,13 +29,14 @@ use crate::oauth::token::{build_token_request, parse_token_response, Grant, Toke
 use crate::oauth::{AuthMethod, Error, ErrorCode, Secret};
 use crate::util::redact::{scrub, secret_variants};
 use crate::util::text::as_strs;
-use crate::util::{concat, Millis};
+use crate::util::{concat, HttpResponse, Millis};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::errors::{set, to_js};
 use super::http::{exchange, field};
+
 use super::json::strings;
 use super::options::{Options, StringOrList};
 use super::{store, support};
@@ -727,9 +728,23 @@ impl Inner {
             MAX_TOKEN_BODY,
             &JsValue::UNDEFINED,
         )
-        .await
-        .and_then(|resp| parse_token_response(&resp, now_ms()))
-        .map_err(|e| cfg.scrub_error(e));
+        .await;
+        self.token_arrived(id, background, answer);
+    }
+
+    /// Feeds a token request's answer to the fleet, says so in events, and performs what the
+    /// fleet asks next (kept out of the future that awaits the request).
+    #[inline(never)]
+    fn token_arrived(
+        self: &Rc<Self>,
+        id: FlightId,
+        background: bool,
+        answer: Result<HttpResponse, Error>,
+    ) {
+        let cfg = &self.cfg;
+        let answer = answer
+            .and_then(|resp| parse_token_response(&resp, now_ms()))
+            .map_err(|e| cfg.scrub_error(e));
         let mut failure = answer.as_ref().err().map(|e| (e.code, e.retry_after_ms));
         *self.failed.borrow_mut() = answer.as_ref().err().map(|e| (id, e.clone()));
         let failures = |me: &Self| {
