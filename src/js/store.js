@@ -320,13 +320,3 @@ function unb64url(text) {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
-
-/**
- * A plain setTimeout (it keeps Node, Deno and Bun alive: callers wait for it), for the fleet's
- * store steps while an acquisition runs: deadlines and pauses between reads.
- * @param {() => void} callback
- * @param {number} ms
- */
-export function setTimer(callback, ms) {
-  return setTimeout(callback, Math.max(0, Math.min(ms, 2147483647)));
-}

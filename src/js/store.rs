@@ -3,7 +3,7 @@
 //! never rejects, to a plain value: an answer code (see `store.js`) or a read entry. Owners and
 //! stamps (u64) travel as two 32-bit halves.
 
-use js_sys::{Function, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/js/store.js")]
@@ -46,8 +46,4 @@ extern "C" {
     /// Deletes the entry if it is the one last read with this stamp: a code.
     #[wasm_bindgen(js_name = storeDelete)]
     pub fn delete(handle: &JsValue, stamp_hi: f64, stamp_lo: f64) -> Promise;
-
-    /// `setTimeout`, not unref'd: the fleet's wakeups while callers wait.
-    #[wasm_bindgen(js_name = setTimer)]
-    pub fn set_timer(callback: &Function, ms: f64) -> JsValue;
 }

@@ -481,12 +481,16 @@ export function random() {
 // ---- timers ----
 
 /**
- * setTimeout that never keeps a Node, Deno or Bun process alive. Returns a handle.
+ * setTimeout that never keeps a Node, Deno or Bun process alive, unless `keepAlive` (the fleet's
+ * store steps while an acquisition runs, deadlines and pauses between reads: callers wait for
+ * them). Returns a handle.
  * @param {() => void} callback
  * @param {number} ms
+ * @param {boolean} [keepAlive]
  */
-export function setUnrefTimeout(callback, ms) {
+export function setUnrefTimeout(callback, ms, keepAlive) {
   const handle = setTimeout(callback, Math.max(0, Math.min(ms, 2147483647)));
+  if (keepAlive) return handle;
   if (handle && typeof handle.unref === "function") handle.unref();
   else if (typeof Deno !== "undefined" && typeof Deno.unrefTimer === "function") Deno.unrefTimer(handle);
   return handle;

@@ -49,9 +49,9 @@ extern "C" {
     /// `Math.random()`, to seed the jitter.
     pub fn random() -> f64;
 
-    /// `setTimeout`, unref'd where the runtime allows it.
+    /// `setTimeout`, unref'd where the runtime allows it unless `keep_alive`.
     #[wasm_bindgen(js_name = setUnrefTimeout)]
-    pub fn set_unref_timeout(callback: &Function, ms: f64) -> JsValue;
+    pub fn set_unref_timeout(callback: &Function, ms: f64, keep_alive: bool) -> JsValue;
 
     /// `clearTimeout`.
     #[wasm_bindgen(js_name = clearTimer)]

@@ -1006,11 +1006,8 @@ impl Inner {
         });
         let ms = (at.saturating_sub(now) + 1) as f64;
         let f = callback.as_ref().unchecked_ref();
-        let handle = if acquiring {
-            store::set_timer(f, ms)
-        } else {
-            support::set_unref_timeout(f, ms)
-        };
+        // While an acquisition runs, a timer that keeps the process alive: callers wait for it.
+        let handle = support::set_unref_timeout(f, ms, acquiring);
         *self.timer.borrow_mut() = Some((handle, callback));
         self.armed_at.set(at.max(1));
     }
