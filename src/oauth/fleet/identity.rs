@@ -145,20 +145,24 @@ impl<'a> CacheIdentity<'a> {
                 bytes(&mut out, name);
             }
         }
-        let mut scope: Vec<&str> = self.scope.iter().map(String::as_str).collect();
+        // Scopes sort as (scope, "") pairs: one sort for both lists (each instance costs code).
+        let mut scope: Vec<(&str, &str)> = Vec::new();
+        for s in self.scope {
+            scope.push((s, ""));
+        }
         sort_short(&mut scope);
         scope.dedup();
         out.push(5);
         count(&mut out, scope.len());
-        for s in scope {
+        for (s, _) in scope {
             bytes(&mut out, s);
         }
-        let mut params: Vec<(&str, &str)> = self
-            .extra_params
-            .iter()
-            .filter(|(name, _)| !is_reserved_param(name))
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        for (name, value) in self.extra_params {
+            if !is_reserved_param(name) {
+                params.push((name, value));
+            }
+        }
         sort_short(&mut params);
         out.push(6);
         count(&mut out, params.len());
