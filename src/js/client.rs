@@ -18,7 +18,7 @@ use crate::util::www_auth::bearer_error;
 use crate::util::{push_u64, HttpResponse};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::errors::{set, to_js, to_js_with};
 use super::http::{exchange, failure, field, read_answer};
@@ -363,7 +363,7 @@ impl QBankClient {
         match read() {
             Ok((id, call)) => {
                 let first = token.map(|t| (t, answer));
-                future_to_promise(Rc::clone(&self.client).balance(id, call, first))
+                super::promise(Rc::clone(&self.client).balance(id, call, first))
             }
             Err(e) => Promise::reject(&to_js(&e)),
         }
@@ -397,7 +397,7 @@ impl QBankClient {
             );
             return Promise::reject(&to_js(&e));
         }
-        future_to_promise(Rc::clone(&self.client).fetch(path, init))
+        super::promise(Rc::clone(&self.client).fetch(path, init))
     }
 
     /// Its TokenManager (shares the token and its state).

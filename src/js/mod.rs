@@ -18,7 +18,26 @@ mod store;
 mod support;
 mod token_manager;
 
+use alloc::boxed::Box;
+use core::future::Future;
+use core::pin::Pin;
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
+
+/// What an async method resolves to or rejects with.
+type Settled = Result<JsValue, JsValue>;
+
+/// `future_to_promise` for every async method: the future is boxed, so wasm-bindgen-futures'
+/// machinery (the Promise executor, the task, their drops) exists once, not once per future
+/// type (about 1 KiB of wasm for the five).
+pub fn promise(future: impl Future<Output = Settled> + 'static) -> Promise {
+    boxed_promise(Box::pin(future))
+}
+
+#[inline(never)]
+fn boxed_promise(future: Pin<Box<dyn Future<Output = Settled>>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(future)
+}
 
 /// The package version (the crate version).
 #[wasm_bindgen]

@@ -16,7 +16,6 @@ use crate::util::{concat, HttpRequest, Millis};
 use alloc::rc::Rc;
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::errors::{set, to_js};
 use super::http::exchange;
@@ -319,7 +318,7 @@ impl QPayCredentials {
             Ok(v) => v,
             Err(e) => return Promise::reject(&to_js(&e)),
         };
-        future_to_promise(async move {
+        super::promise(async move {
             let sent_at = now_ms();
             let scrubbed = |e: Error| {
                 let list = as_strs(&scrub_list);
@@ -362,7 +361,7 @@ impl QPayCredentials {
             Err(e) => return Promise::reject(&to_js(&e)),
         };
         let s = Rc::clone(&self.session);
-        future_to_promise(async move {
+        super::promise(async move {
             s.call(method, url, body, answer)
                 .await
                 .map_err(|e| to_js(&e))

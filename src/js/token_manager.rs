@@ -32,7 +32,7 @@ use crate::util::text::as_strs;
 use crate::util::{concat, HttpResponse, Millis};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::errors::{set, to_js};
 use super::http::{exchange, field};
@@ -959,7 +959,7 @@ impl Inner {
             Step::Done(Ok(v)) => Promise::resolve(&v),
             Step::Done(Err(e)) => Promise::reject(&e),
             Step::Wait(id, p) => {
-                future_to_promise(Rc::clone(self).wait(id, p, signal, wait_until, force))
+                super::promise(Rc::clone(self).wait(id, p, signal, wait_until, force))
             }
         }
     }
