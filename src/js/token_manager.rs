@@ -32,7 +32,7 @@ use crate::util::text::as_strs;
 use crate::util::{concat, HttpResponse, Millis};
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::errors::{set, to_js};
 use super::http::{exchange, field};
@@ -679,7 +679,12 @@ impl Inner {
                         );
                     }
                     let me = Rc::clone(self);
-                    spawn_local(async move { me.perform(io, background).await });
+                    // Through the one future_to_promise (js::promise; the Promise is dropped:
+                    // it always resolves), rather than a spawn_local of its own type.
+                    let _ = super::promise(async move {
+                        me.perform(io, background).await;
+                        Ok(JsValue::UNDEFINED)
+                    });
                 }
             }
         }
