@@ -23,7 +23,7 @@ export function makeHandler(contender) {
   const ops = {
     ping: async () => ({}),
     new: async (q) => {
-      client?.close();
+      await client?.close();
       const server = q.get("server");
       client = contender.create({
         tokenUrl: `${server}/token`,

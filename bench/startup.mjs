@@ -13,5 +13,5 @@ const client = contender.create({
   scope: "balances.read",
 });
 const t2 = performance.now();
-client.close();
+await client.close();
 console.log(JSON.stringify({ importMs: t1 - t0, createMs: t2 - t1 }));

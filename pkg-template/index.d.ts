@@ -179,8 +179,15 @@ export declare class TokenManager {
   /** Forget this token (e.g. after the API answered 401); a newer token is kept. */
   invalidate(accessToken?: string): boolean;
   readonly status: TokenStatus;
-  /** Cancel timers; later calls reject with code "closed". */
-  close(): void;
+  /**
+   * Cancel timers; later calls, and callers still waiting for a token, reject with code "closed".
+   * With a `store`, the returned Promise resolves once the store operations this manager already
+   * started have settled (the write of a new token, the lease's release; each bounded by
+   * `storeTimeoutMs`; a lease it holds is released at once): await it before the process exits
+   * (a CLI, a SIGTERM handler, a serverless function), or the next instance may find no token and
+   * a lease held for `leaseTtlMs`. It never rejects, and resolves at once without a store.
+   */
+  close(): Promise<void>;
   toJSON(): object;
   toString(): string;
 }
@@ -264,7 +271,8 @@ export declare class QBankClient {
   /** An authorized fetch to the configured API origin only. */
   fetch(path: string, init?: RequestInit & { waitUntil?: (p: Promise<unknown>) => void }): Promise<Response>;
   readonly tokens: TokenManager;
-  close(): void;
+  /** Closes its TokenManager: the same as `tokens.close()` (await it before the process exits). */
+  close(): Promise<void>;
   toJSON(): object;
   toString(): string;
 }

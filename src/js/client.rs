@@ -406,8 +406,8 @@ impl QBankClient {
         TokenManager::from_inner(Rc::clone(&self.client.tokens))
     }
 
-    /// Closes its TokenManager.
-    pub fn close(&self) {
+    /// Closes its TokenManager (the same Promise: see `TokenManager.close`).
+    pub fn close(&self) -> Promise {
         self.client.tokens.close()
     }
 

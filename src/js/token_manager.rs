@@ -382,6 +382,10 @@ pub struct Inner {
     failed: RefCell<Option<(FlightId, Error)>>,
     /// What the slot holds now (the token's `acquired_at` and the `until`), to publish only changes.
     published: Cell<(Millis, Millis)>,
+    /// Store operations started and not yet answered (each bounded by the store timeout).
+    busy: Cell<u32>,
+    /// `close()`'s promise while it waits for `busy` to reach 0, and its resolve.
+    idle: RefCell<Option<(Promise, Function)>>,
 }
 
 /// The result of one poll for a caller: an answer now, or a flight to wait for.
@@ -492,6 +496,8 @@ impl Inner {
             slot: support::make_slot(),
             failed: RefCell::new(None),
             published: Cell::new((0, 0)),
+            busy: Cell::new(0),
+            idle: RefCell::new(None),
         })
     }
 
@@ -677,6 +683,9 @@ impl Inner {
                             "token_requested",
                             &[("background", JsValue::from_bool(background))],
                         );
+                    } else {
+                        // Counted now, before anything can wait for it (see `close`).
+                        self.busy.set(self.busy.get() + 1);
                     }
                     let me = Rc::clone(self);
                     // Through the one future_to_promise (js::promise; the Promise is dropped:
@@ -716,7 +725,16 @@ impl Inner {
     async fn perform(self: Rc<Self>, action: Action, background: bool) {
         match action {
             Action::FetchToken { flight } => self.fetch_token(flight, background).await,
-            store_action => self.store_op(store_action).await,
+            store_action => {
+                // Its answer was fed to the fleet first: what that started is counted already.
+                self.store_op(store_action).await;
+                let left = self.busy.get().saturating_sub(1);
+                self.busy.set(left);
+                let idle = self.idle.borrow_mut().take_if(|_| left == 0);
+                if let Some((_, resolve)) = idle {
+                    let _ = resolve.call0(&JsValue::UNDEFINED);
+                }
+            }
         }
     }
 
@@ -1087,16 +1105,33 @@ impl Inner {
         o
     }
 
-    /// `close()`: cancels the refresh timer; later calls reject with `closed`.
-    pub fn close(self: &Rc<Self>) {
+    /// `close()`: cancels the refresh timer; later calls reject with `closed`, and so do the
+    /// callers waiting for an acquisition, which ends (a lease it holds is released at once: see
+    /// `Fleet::close`). Resolves once every store operation this manager started has been
+    /// answered (each is bounded by the store timeout); at once without any.
+    pub fn close(self: &Rc<Self>) -> Promise {
         if !self.closed.replace(true) {
             self.clear_slot();
             self.clear_timer();
             self.token_js.borrow_mut().take();
             self.emit("closed", &[]);
-            // An acquisition under way finishes (its callers get `closed`): its store timer stays.
-            self.schedule();
+            self.fleet.borrow_mut().close(now_ms(), closed_error());
+            self.drain();
         }
+        if self.busy.get() == 0 {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        let mut idle = self.idle.borrow_mut();
+        let (p, _) = idle.get_or_insert_with(|| {
+            let mut resolve = None;
+            let p = Promise::new(&mut |r, _| resolve = Some(r));
+            // Promise::new calls its executor at once: `resolve` is set.
+            (
+                p,
+                resolve.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into()),
+            )
+        });
+        p.clone()
     }
 }
 
@@ -1167,8 +1202,9 @@ impl TokenManager {
         self.inner.status()
     }
 
-    /// Cancels timers; later calls reject with code `closed`.
-    pub fn close(&self) {
+    /// Cancels timers; later calls reject with code `closed`. Resolves once the store
+    /// operations already started have settled (await it before the process exits).
+    pub fn close(&self) -> Promise {
         self.inner.close()
     }
 

@@ -85,7 +85,8 @@
 //!   [`Fleet::lease_answer`]. A store without leases answers `Unsupported` at once.
 //! - [`Action::FetchToken`]: send the token request; answer [`Fleet::token_answer`].
 //! - [`Action::WriteStore`]: encrypt and write the entry (its own expiry may be the token's);
-//!   on failure call [`Fleet::store_failed`]. Fire and forget, but in order with a following
+//!   on failure call [`Fleet::store_failed`]. Fire and forget (callers do not wait for it; the
+//!   edge's `close()` does, see [`Fleet::close`]), but in order with a following
 //!   [`Action::ReleaseLease`].
 //! - [`Action::ReleaseLease`]: release the lease if (and only if) `owner` still holds it.
 //! - [`Action::DeleteIfStamp`]: delete the entry if (and only if) it still carries `stamp`.
@@ -406,6 +407,8 @@ pub struct Fleet {
     lease_supported: bool,
     /// False for an instance without a store ([`Fleet::local`]): every acquisition fetches.
     store: bool,
+    /// Set by [`Fleet::close`].
+    closed: bool,
     token_source: Option<Source>,
     /// What the edge must do, oldest first (a few at a time: a Vec, not a VecDeque, which costs
     /// its own code in the .wasm).
@@ -430,6 +433,7 @@ impl Fleet {
             next_ticket: 1,
             lease_supported: true,
             store: true,
+            closed: false,
             token_source: None,
             actions: Vec::new(),
             endpoint_requests: 0,
@@ -480,6 +484,24 @@ impl Fleet {
         let _ = self.cache.complete(flight, now, Err(error));
         if let Some(op) = self.op.take_if(|op| op.flight == flight) {
             self.release(now, &op);
+        }
+    }
+
+    /// The instance is closing (the edge's `close()`, after which it makes no more calls but
+    /// still feeds back the answers of what it started): the acquisition under way ends now, its
+    /// callers get `error`, and a lease it holds is released at once, after the writes before it
+    /// ([`Action::ReleaseLease`]). A token request in flight is not waited for: its answer, if it
+    /// comes, is neither served nor written to the store (a closing process may exit before it
+    /// comes, and meanwhile another instance may have taken the released lease and fetched: an
+    /// older token must not overwrite its entry). A lease request in flight that is then granted,
+    /// or that does not answer in time (it may still be granted), is released when its answer
+    /// comes ([`Fleet::lease_answer`]). Nothing else is asked of the store.
+    pub fn close(&mut self, now: Millis, error: Error) {
+        self.closed = true;
+        if let Some(op) = &self.op {
+            let (flight, also) = (op.flight, op.also.clone());
+            self.abandon(flight, now, error.clone());
+            self.resolve(flight, &also, Err(error));
         }
     }
 
@@ -544,6 +566,16 @@ impl Fleet {
     pub fn lease_answer(&mut self, ticket: Ticket, now: Millis, answer: LeaseAnswer) {
         self.tick(now);
         if !self.pending(ticket, |s| matches!(s, Step::Lease { .. })) {
+            // Granted after close(): nobody will use it (see Fleet::close).
+            if self.closed
+                && matches!(
+                    answer,
+                    LeaseAnswer::Acquired | LeaseAnswer::Failed(StoreFailure::Timeout)
+                )
+            {
+                self.actions
+                    .push(Action::ReleaseLease { owner: self.owner });
+            }
             return;
         }
         match answer {

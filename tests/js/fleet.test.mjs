@@ -21,7 +21,7 @@ import { startSandbox } from "../servers/sandbox.mjs";
 import { startRedis } from "../servers/redis.mjs";
 import { caseRecorder, eventually } from "../reliability/support.mjs";
 import { tokenTap } from "./harness.mjs";
-import { killAll, kvFileText, plaintextIn, redisDump, startFleet, sumReports } from "./fleet/fleet.mjs";
+import { killAll, kvFileText, plaintextIn, redisDump, startAgent, startFleet, sumReports } from "./fleet/fleet.mjs";
 
 const rec = caseRecorder("fault-matrix", import.meta.url);
 const figures = {};
@@ -32,7 +32,8 @@ const client = (name) => ({
   clientSecret: `qb-fleet-${name}-${randomBytes(12).toString("hex")}`,
   scopes: ["balances.read"],
 });
-const C = Object.fromEntries(["eight", "mixed", "deno", "stopped", "killed", "holder", "slow", "tamper", "rotate"].map((n) => [n, client(n)]));
+const EXITS = 5; // the rounds of the exit-right-after-close() test, a client each
+const C = Object.fromEntries(["eight", "mixed", "deno", "stopped", "killed", "holder", "slow", "tamper", "rotate", ...Array.from({ length: EXITS }, (_, i) => `exit${i}`)].map((n) => [n, client(n)]));
 // The storeKey of the Bun + Node fleet (the key material instead of the client secret).
 const STORE_KEY = `qb-fleet-store-key-${randomBytes(16).toString("hex")}`;
 // The rotated secret of C.rotate: the same client id, a new secret, and only the new one accepted.
@@ -206,6 +207,42 @@ it("3 Deno processes × 200 cold calls sharing one Deno KV file (--unstable-kv):
   const r = await fleetRun({ runtime: "deno", count: 3, n: 200, config: { ...settings(C.deno), store: { kind: "denokv", path: join(kvDir, "fleet.sqlite3") } } });
   figure(t, "3 Deno × 200 cold getToken() on one KV file", runFigures(r, "token_acquired:endpoint", "token_acquired:store", "lease_taken", "lease_busy", "store_failed"));
   assertOneToken(r, 600);
+});
+
+it(`an instance that fetches cold, awaits close() and calls process.exit at once (its store's writes slow: set() made 300 ms late), ${EXITS} times in a row with the next instance starting right after: each next instance answers its first call from the store, 0 token requests, well under the lease TTL`, { timeout: 120_000 }, async (t) => {
+  const leaseTtlMs = 10_000; // the default, said here for the bound below
+  const rows = [];
+  for (let i = 0; i < EXITS; i++) {
+    const config = { ...settings(C[`exit${i}`]), store: onRedis(redis), storeSetDelayMs: 300, options: { leaseTtlMs } };
+    const first = await startAgent("node", config);
+    const exited = new Promise((resolve) => (first.exited ? resolve() : first.child.once("exit", resolve)));
+    const c0 = tokenRequests();
+    const from = first.lines.length;
+    // The run, its report, then `await client.close()` and process.exit(0): nothing else flushes.
+    first.send({ cmd: "run", op: "getToken", n: 10, then: "exit" });
+    const cold = await first.next("report", from);
+    await exited;
+    const next = await startAgent("node", config);
+    outputs.push({ output: () => [first, next].map((a) => a.stdout + a.stderr).join("\n") });
+    const c1 = tokenRequests();
+    const warm = await next.run("getToken", 10);
+    const c2 = tokenRequests();
+    await next.exit();
+    rows.push({ exitCode: first.child.exitCode, coldTokenRequests: c1 - c0, coldSource: cold.status.tokenSource, nextTokenRequests: c2 - c1, nextSource: warm.status.tokenSource, nextFirstCallMs: Math.round(warm.maxMs) });
+    assert.deepEqual([...cold.leaks, ...warm.leaks], []);
+    assert.equal(cold.failed + warm.failed, 0, JSON.stringify([cold.firstError, warm.firstError]));
+    assert.equal(first.child.exitCode, 0, "the first instance exited by itself, at once");
+    assert.equal(c1 - c0, 1, `round ${i}: the cold instance fetched`);
+    assert.equal(cold.status.tokenSource, "endpoint");
+    assert.equal(warm.status.tokenSource, "store", `round ${i}: the next instance found the token in the store (${JSON.stringify(warm.events)})`);
+    assert.equal(warm.events["token_acquired:store"], 1);
+    assert.equal(c2 - c1, 0, `round ${i}: the next instance made no token request`);
+    assert.equal(warm.status.tokenRequests, 0);
+    assert.deepEqual(warm.tokens, cold.tokens, "the same token");
+    // Its first call reads the store once (no lease, no wait): generous for a loaded machine.
+    assert.ok(warm.maxMs < leaseTtlMs / 5, `round ${i}: the next instance's first call took ${Math.round(warm.maxMs)} ms (lease TTL ${leaseTtlMs} ms)`);
+  }
+  figure(t, "exit right after await close()", rows);
 });
 
 describe("fleet faults (reliability matrix)", { timeout: 120_000 }, () => {

@@ -21,6 +21,7 @@ import {
   rejectionOf,
   sandboxSuite,
   secretForms,
+  sleep,
   thrownBy,
   tokenForms,
   until,
@@ -39,9 +40,10 @@ const ENTRY_KEY = /^qbank-connect:v1:[0-9a-f]{64}$/;
  * A TokenStore: a Map of { value, expiresAt }, honouring TTLs, with setIfAbsent and
  * deleteIfEquals unless told otherwise. `calls` counts each method's calls; `fault` (set any
  * time) makes every call throw ("throw"), reject ("reject"), never settle ("hang") or answer
- * nonsense ("garbage").
+ * nonsense ("garbage"); `slow` does it for some methods only: { set: 300 } (each set() takes
+ * effect and answers 300 ms late), { set: "throw" | "hang" }.
  */
-function testStore({ lease = true, compareAndDelete = true } = {}) {
+function testStore({ lease = true, compareAndDelete = true, slow = {} } = {}) {
   const map = new Map();
   const calls = { get: 0, set: 0, setIfAbsent: 0, deleteIfEquals: 0 };
   const deleted = [];
@@ -62,6 +64,10 @@ function testStore({ lease = true, compareAndDelete = true } = {}) {
       if (store.fault === "reject") return Promise.reject(new Error("the store refused"));
       if (store.fault === "hang") return new Promise(() => {});
       if (store.fault === "garbage") return garbage;
+      const late = slow[what];
+      if (late === "throw") throw new Error("the store is down");
+      if (late === "hang") return new Promise(() => {});
+      if (late) await sleep(late);
       return fn();
     },
     get(key) {
@@ -308,6 +314,101 @@ describe("TokenManager and QBankClient with a store (one process)", { timeout: 6
     }
     const types = new Set(eventTypes([...a.events, ...b.events]));
     for (const t of ["token_requested", "token_acquired", "lease_taken"]) assert.ok(types.has(t), t);
+  });
+
+  const LEASE = /:lease$/;
+  const leases = (store) => [...store.map.keys()].filter((k) => LEASE.test(k));
+
+  it("close() resolves once a slow store write (set() takes 300 ms) and the lease's release have settled: then the entry is there and no lease is held", async () => {
+    const store = testStore({ slow: { set: 300 } });
+    const a = manager(store);
+    await a.tm.getToken();
+    assert.equal(entries(store).length, 0, "the write is still on its way");
+    assert.equal(leases(store).length, 1, "the lease is held until it is written");
+    const closing = a.tm.close();
+    assert.ok(closing instanceof Promise);
+    assert.equal(a.tm.close(), closing, "a second close() waits for the same");
+    await assert.rejects(a.tm.getToken(), (e) => e.code === "closed", "later calls reject at once");
+    assert.equal(a.tm.status.state, "closed");
+    assert.equal(await closing, undefined);
+    assert.equal(entries(store).length, 1, "written");
+    assert.deepEqual(leases(store), [], "released");
+    assert.equal(store.calls.deleteIfEquals, 1);
+    assert.ok(eventTypes(a.events).includes("closed"));
+    // What close() waited for is what the next instance needs: the token, at once.
+    const b = manager(store);
+    await b.tm.getToken();
+    assert.deepEqual(acquired(b.events), ["store"]);
+    assert.equal(suite.tokenRequests(), 1);
+  });
+
+  it("close() while holding the lease, its token request in flight: the lease is released at once, the waiting callers reject with closed, the late token is never written; the next manager fetches without waiting for the lease TTL", async () => {
+    const store = testStore();
+    const leaseTtlMs = 5000;
+    suite.sb.control.addFault({ target: "token", delayMs: 800, count: 1 });
+    const a = manager(store, { leaseTtlMs });
+    const waiting = [rejectionOf(a.tm.getToken()), rejectionOf(a.tm.getToken())];
+    await until(() => eventTypes(a.events).includes("token_requested"), "a's token request sent");
+    assert.equal(leases(store).length, 1, "a holds the lease");
+    await a.tm.close();
+    for (const e of await Promise.all(waiting)) assertQBankError(e, "closed");
+    assert.deepEqual(leases(store), [], "released by close()");
+    assert.equal(store.map.size, 0, "nothing written");
+    const b = manager(store, { leaseTtlMs });
+    const started = Date.now();
+    const token = await b.tm.getToken();
+    assert.ok(Date.now() - started < leaseTtlMs / 2, `b waited ${Date.now() - started} ms`);
+    assert.deepEqual(acquired(b.events), ["endpoint"]);
+    assert.ok(!eventTypes(b.events).includes("lease_busy"), "b found the lease free");
+    await written(store);
+    // a's late answer comes (the sandbox counts a token request once it answered it) and is dropped.
+    await until(() => suite.tokenRequests() === 2, "a's late token answered");
+    await sleep(100);
+    assert.equal(store.calls.set, 1, "only b's token was written");
+    const c = manager(store);
+    assert.equal((await c.tm.getToken()).accessToken, token.accessToken);
+  });
+
+  it("close() while a lease request is in flight (setIfAbsent takes 300 ms): the lease granted late is released before close() resolves, nothing is fetched", async () => {
+    const store = testStore({ slow: { setIfAbsent: 300 } });
+    const a = manager(store);
+    const waiting = rejectionOf(a.tm.getToken());
+    await until(() => store.calls.setIfAbsent === 1, "the lease requested");
+    await a.tm.close();
+    assertQBankError(await waiting, "closed");
+    assert.equal(store.calls.deleteIfEquals, 1, "the late lease released");
+    assert.equal(store.map.size, 0);
+    await sleep(100);
+    assert.equal(suite.tokenRequests(), 0);
+    assert.equal(store.calls.get, 1, "no read after close()");
+  });
+
+  for (const fault of ["throw", "hang"]) {
+    it(`close() never rejects, bounded by storeTimeoutMs, with a store whose writes and deletes ${fault}`, async () => {
+      const storeTimeoutMs = 150;
+      const store = testStore({ slow: { set: fault, deleteIfEquals: fault } });
+      const bank = suite.makeClient({ store, storeTimeoutMs, onEvent: () => {} });
+      const tm = manager(store, { storeTimeoutMs });
+      await Promise.all([bank.getBalance(ACCOUNT), tm.tm.getToken({ forceRefresh: true })]);
+      const started = performance.now();
+      assert.equal(await Promise.all([bank.close(), tm.tm.close()]).then(() => "resolved", () => "rejected"), "resolved");
+      const ms = performance.now() - started;
+      // A write, then a release, each bounded by the store timeout (slack for a loaded machine).
+      assert.ok(ms < 2 * storeTimeoutMs + 1500, `${Math.round(ms)} ms`);
+      if (fault === "hang") assert.ok(ms >= storeTimeoutMs / 2, `close() waited for the hanging write (${Math.round(ms)} ms)`);
+    });
+  }
+
+  it("close() without a store resolves at once (TokenManager, QBankClient, client.tokens)", async () => {
+    const m = manager(undefined);
+    await m.tm.getToken();
+    const bank = suite.makeClient();
+    await bank.getBalance(ACCOUNT);
+    for (const closing of [m.tm.close(), m.tm.close(), bank.tokens.close(), bank.close()]) {
+      assert.ok(closing instanceof Promise);
+      assert.equal(await closing, undefined);
+    }
+    assertQBankError(await rejectionOf(bank.getBalance(ACCOUNT)), "closed");
   });
 
   it("bad store options are config errors that name the option", () => {

@@ -1081,3 +1081,123 @@ proptest! {
         lockstep(seed, &ops);
     }
 }
+
+/// The actions `fleet` asks for now.
+fn actions_of(fleet: &mut Fleet) -> Vec<Action> {
+    std::iter::from_fn(|| fleet.poll_action()).collect()
+}
+
+fn closed() -> Error {
+    Error::new(crate::oauth::ErrorCode::Closed, "closed")
+}
+
+#[test]
+fn close_while_holding_the_lease_releases_it_at_once_and_never_writes_the_late_token() {
+    let mut sim = Sim::new(2, Mode::Healthy, 8);
+    sim.endpoint_latency = 5 * S;
+    sim.calls(T0, 0, 3);
+    sim.run(T0 + 50);
+    assert_eq!(
+        sim.endpoint_requests, 1,
+        "instance 0 holds the lease and fetches"
+    );
+    assert_eq!(sim.store.lease.map(|(owner, _)| owner), Some(1000));
+    sim.instances[0].fleet.close(T0 + 50, closed());
+    sim.drain(0);
+    assert_eq!(sim.failures, 3, "its callers got the close error at once");
+    assert_eq!(sim.waiting(), 0);
+    sim.run(T0 + 100);
+    assert_eq!(sim.store.lease, None, "released, not left for its TTL");
+    // The next instance fetches at once (no lease_busy, no wait for the TTL)...
+    sim.calls(T0 + 100, 1, 1);
+    sim.run(T0 + 200);
+    assert_eq!(sim.endpoint_requests, 2);
+    // ... and the closed instance's late token is neither served nor written.
+    sim.run(T0 + 20 * S);
+    assert_eq!(sim.count_events(|e| *e == Event::LeaseBusy), 0);
+    assert_eq!(
+        sim.store.entry.as_ref().map(|e| e.access_token.expose()),
+        Some("tok-2")
+    );
+    assert_eq!(sim.served.len(), 1);
+    assert!(sim.served.iter().all(|(i, _, t)| *i == 1 && t == "tok-2"));
+    assert!(sim.instances[0].fleet.acquiring().is_none());
+    assert_eq!(sim.instances[0].fleet.next_wakeup(sim.now), None);
+}
+
+#[test]
+fn a_lease_granted_or_unanswered_after_close_is_released_and_nothing_else_is_asked() {
+    for (answer, released) in [
+        (LeaseAnswer::Acquired, true),
+        (LeaseAnswer::Failed(StoreFailure::Timeout), true),
+        (LeaseAnswer::Failed(StoreFailure::Error), false),
+        (LeaseAnswer::HeldByOther, false),
+        (LeaseAnswer::Unsupported, false),
+    ] {
+        let cache = TokenCache::new(RefreshPolicy::default(), 1);
+        let mut fleet = Fleet::new(cache, fleet_policy(), 42, 1);
+        let Answer::Wait(flight) = fleet.get_token(T0, false) else {
+            panic!("a cold call waits")
+        };
+        let Some(Action::ReadStore { ticket }) = fleet.poll_action() else {
+            panic!("it reads the store first")
+        };
+        fleet.store_read(ticket, T0 + 5, StoreRead::NotFound);
+        let Some(Action::TryLease { ticket, .. }) = fleet.poll_action() else {
+            panic!("then tries the lease")
+        };
+        fleet.close(T0 + 6, closed());
+        let actions = actions_of(&mut fleet);
+        assert!(
+            matches!(&actions[..], [Action::Resolve { flight: f, result: Err(_) }] if *f == flight),
+            "{actions:?}"
+        );
+        fleet.lease_answer(ticket, T0 + 10, answer);
+        let actions = actions_of(&mut fleet);
+        let want: &[Action] = if released {
+            &[Action::ReleaseLease { owner: 42 }]
+        } else {
+            &[]
+        };
+        assert_eq!(actions, want, "{answer:?}");
+        assert_eq!(fleet.next_wakeup(T0 + 10), None);
+        fleet.wake(T0 + 60 * S);
+        assert_eq!(actions_of(&mut fleet), []);
+    }
+}
+
+#[test]
+fn close_while_waiting_for_another_holder_ends_the_wait_and_without_an_acquisition_does_nothing() {
+    let mut sim = Sim::new(2, Mode::Healthy, 9);
+    sim.endpoint_latency = 5 * S;
+    sim.calls(T0, 0, 1);
+    sim.calls(T0 + 20, 1, 2);
+    sim.run(T0 + 500);
+    assert!(
+        sim.instances[1]
+            .fleet
+            .status(sim.now)
+            .waiting_for_lease_holder
+    );
+    let before = sim.instances[1].fleet.status(sim.now);
+    sim.instances[1].fleet.close(sim.now, closed());
+    sim.drain(1);
+    assert_eq!(sim.failures, 2, "both callers got the close error at once");
+    assert_eq!(sim.instances[1].fleet.next_wakeup(sim.now), None);
+    sim.run(T0 + 20 * S);
+    let after = sim.instances[1].fleet.status(sim.now);
+    assert_eq!(
+        (
+            after.store_reads,
+            after.leases_taken,
+            after.endpoint_requests
+        ),
+        (before.store_reads, before.leases_taken, 0),
+        "nothing asked of the store or the endpoint after close"
+    );
+    assert!(!after.waiting_for_lease_holder);
+    // Instance 0, idle: closing asks for nothing.
+    sim.instances[0].fleet.close(sim.now, closed());
+    assert_eq!(actions_of(&mut sim.instances[0].fleet), []);
+    assert_eq!(sim.served.len(), 1, "instance 0's caller");
+}

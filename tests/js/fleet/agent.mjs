@@ -12,10 +12,13 @@
 //   {"cmd":"run","op":"getToken"|"getBalance","n":250}   n concurrent calls fired at once (this is
 //        the "go": the parent sends it to every instance at the same moment); prints a report
 //   {"cmd":"exit"}                                        closes everything and exits 0
+//   {"cmd":"run",...,"then":"exit"}                       the run, its report, then `await
+//        client.close()` and process.exit(0) at once: no store client closed, nothing flushed
+//        but by the package (a CLI, a SIGTERM handler, a serverless function)
 //
 // The configuration: { tokenUrl, apiBaseUrl, clientId, clientSecret, scope?, account?, options?
 // (more QBankClient options: storeTimeoutMs, leaseTtlMs, storeKey, ...), store?, storeDelayMs?,
-// pkgUrl? }, where store is { kind: "redis", url, lib?: "redis" (node-redis v5, the default) |
+// pkgUrl?, storeSetDelayMs? (every store set() is made that late: slow writes) }, where store is { kind: "redis", url, lib?: "redis" (node-redis v5, the default) |
 // "redis4" | "ioredis", connect?: "background" (do not wait for the connection: a server that is
 // down), prefix? } or { kind: "denokv", path } or absent (no store).
 //
@@ -113,6 +116,14 @@ function answeringLate(store, ms) {
   return late;
 }
 
+/** The store's set(), made `ms` late (the write reaches the store only then). */
+function writingLate(store, ms) {
+  return async (...args) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return store.set(...args);
+  };
+}
+
 // ---- what the package produced, for the report and the agent's own leak check ----
 let t0 = performance.now();
 let events = [];
@@ -146,6 +157,7 @@ let client;
 try {
   let store = await makeStore(cfg.store);
   if (store && cfg.storeDelayMs) store = answeringLate(store, cfg.storeDelayMs);
+  if (store && cfg.storeSetDelayMs) store = { ...store, set: writingLate(store, cfg.storeSetDelayMs) };
   client = new pkg.QBankClient({
     environment: { tokenUrl: cfg.tokenUrl, apiBaseUrl: cfg.apiBaseUrl },
     clientId: cfg.clientId,
@@ -259,14 +271,18 @@ for await (const chunk of stdin) {
       } catch (e) {
         out({ type: "fatal", pid, runtime, message: String(e?.message ?? e).slice(0, 300) });
       }
+      if (cmd.then === "exit") {
+        await client.close();
+        exit(0);
+      }
     } else if (cmd.cmd === "exit") {
-      client.close();
+      await client.close();
       await closeStore();
       exit(0);
     }
   }
 }
 // stdin closed: the parent is gone.
-client.close();
+await client.close();
 await closeStore();
 exit(0);
