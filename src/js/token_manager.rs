@@ -1106,9 +1106,10 @@ impl Inner {
     }
 
     /// `close()`: cancels the refresh timer; later calls reject with `closed`, and so do the
-    /// callers waiting for an acquisition, which ends (a lease it holds is released at once: see
-    /// `Fleet::close`). Resolves once every store operation this manager started has been
-    /// answered (each is bounded by the store timeout); at once without any.
+    /// callers waiting for an acquisition (when its token request in flight ends; at once if it
+    /// is still in its store steps). A lease it holds is released at once (`Fleet::close`).
+    /// Resolves once every store operation this manager started has been answered (each is
+    /// bounded by the store timeout); at once without any.
     pub fn close(self: &Rc<Self>) -> Promise {
         if !self.closed.replace(true) {
             self.clear_slot();

@@ -488,17 +488,25 @@ impl Fleet {
     }
 
     /// The instance is closing (the edge's `close()`, after which it makes no more calls but
-    /// still feeds back the answers of what it started): the acquisition under way ends now, its
-    /// callers get `error`, and a lease it holds is released at once, after the writes before it
-    /// ([`Action::ReleaseLease`]). A token request in flight is not waited for: its answer, if it
-    /// comes, is neither served nor written to the store (a closing process may exit before it
-    /// comes, and meanwhile another instance may have taken the released lease and fetched: an
-    /// older token must not overwrite its entry). A lease request in flight that is then granted,
-    /// or that does not answer in time (it may still be granted), is released when its answer
-    /// comes ([`Fleet::lease_answer`]). Nothing else is asked of the store.
+    /// still feeds back the answers of what it started). A lease it holds is released at once,
+    /// after the writes before it ([`Action::ReleaseLease`]). A token request in flight goes on,
+    /// and its callers are settled when it ends, as before, but its token is not written to the
+    /// store (the closing process may exit before it comes; meanwhile another instance may have
+    /// taken the released lease and written a newer token, which it must not overwrite). An
+    /// acquisition still in its store steps ends now, its callers getting `error`. A lease
+    /// request in flight that is then granted, or that does not answer in time (it may still be
+    /// granted), is released when its answer comes ([`Fleet::lease_answer`]). Nothing else is
+    /// asked of the store.
     pub fn close(&mut self, now: Millis, error: Error) {
         self.closed = true;
-        if let Some(op) = &self.op {
+        let Some(op) = &mut self.op else { return };
+        if matches!(op.step, Step::Fetch) {
+            op.use_store = false;
+            if op.lease_at.take().is_some() {
+                self.actions
+                    .push(Action::ReleaseLease { owner: self.owner });
+            }
+        } else {
             let (flight, also) = (op.flight, op.also.clone());
             self.abandon(flight, now, error.clone());
             self.resolve(flight, &also, Err(error));
@@ -672,7 +680,7 @@ impl Fleet {
     /// timeout, reads the store again after a pause, or starts a background refresh that is due.
     pub fn wake(&mut self, now: Millis) {
         self.tick(now);
-        if self.op.is_none() && self.cache.next_wakeup(now).is_some_and(|at| at <= now) {
+        if self.op.is_none() && self.next_wakeup(now).is_some_and(|at| at <= now) {
             match self.cache.poll(now, false) {
                 Poll::ReadyAndRefresh(_, flight) | Poll::Fetch(flight) => {
                     self.begin(now, flight, None, false)
@@ -692,7 +700,8 @@ impl Fleet {
             }
             Some(Step::Sleep { until }) => Some(until.max(now)),
             Some(Step::Fetch) => None,
-            None => self.cache.next_wakeup(now),
+            // Closed: no more background refreshes.
+            None => self.cache.next_wakeup(now).filter(|_| !self.closed),
         }
     }
 
