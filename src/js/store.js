@@ -1,6 +1,6 @@
 // The store driver: the JavaScript half of the fleet (src/oauth/fleet.rs). It performs the store
 // actions the core decides on, against the caller's `store` object (index.d.ts's TokenStore),
-// with the token encrypted at rest (FLEET-CONTRACT.md §2). Decisions stay in Rust.
+// with the token encrypted at rest (README, "Many instances"). Decisions stay in Rust.
 //
 // - Keys: HKDF-SHA-256 (WebCrypto) from the storeKey option, or else the client secret, gives an
 //   HMAC key for the entry's name and an AES-256-GCM key for its value; both non-extractable.
