@@ -64,12 +64,12 @@ const nodeHttp = support.replace(/support\.js$/, "node-http.js");
 // So do the token stores (issue 18), in every entry: they import support.js's QBankError.
 cpSync(join(root, "src", "js", "adapters.js"), join(dirname(supportAbs), "adapters.js"));
 const adapters = support.replace(/support\.js$/, "adapters.js");
-const STORES = ["memoryStore", "redisStore", "denoKvStore"];
+const STORES = ["memoryStore", "redisStore", "denoKvStore", "workersKvStore"];
 // Cloudflare Workers can run neither redisStore (node-redis and ioredis need TCP sockets) nor
 // denoKvStore (no Deno.openKv there): workerd.js leaves them out (about 1 KiB gzipped), so
 // importing either in a Worker fails when the Worker is bundled, a clear early error. index.d.ts
-// types them for every entry and says so.
-const WORKERD_STORES = ["memoryStore"];
+// types them for every entry and says so. workersKvStore (a KV namespace binding) is for Workers.
+const WORKERD_STORES = ["memoryStore", "workersKvStore"];
 
 // The wasm classes' internal members: wasm-bindgen names them with strings (its own: the
 // instance's pointer __wbg_ptr, __wrap, __destroy_into_raw, free; ours: js_name = __slot,

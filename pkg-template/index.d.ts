@@ -421,3 +421,25 @@ export interface DenoKvAtomicLike {
  * `denoKvStore` in a Worker fails when the Worker is bundled.
  */
 export declare function denoKvStore(kv: DenoKvLike, options?: { prefix?: DenoKvKey }): AtomicTokenStore;
+
+/** What workersKvStore uses of a Workers KV namespace binding (`env.KV`, a KVNamespace). */
+export interface WorkersKvNamespaceLike {
+  get(key: string): Promise<string | null>;
+  put(key: string, value: string, options: { expirationTtl: number }): Promise<unknown>;
+}
+
+/**
+ * A store in Workers KV (a namespace binding, `env.KV`) as a **shared cache only**: KV has no
+ * compare-and-set, so this store has neither the lease (`setIfAbsent`) nor compare-and-delete
+ * (`deleteIfEquals`). Single flight then holds inside each isolate, not across them: isolates
+ * that miss at the same moment may each make a token request; later ones read the token from KV.
+ * Every key is `prefix + key`. Throws a `config` QBankError when `namespace` is not a binding.
+ *
+ * Limits of Workers KV:
+ * - a write takes up to about 60 s to be seen in other locations (until then they miss, and
+ *   fetch a token of their own);
+ * - one write per second per key;
+ * - the least `expirationTtl` is 60 s: the value's real expiry is kept in it (`{ v, exp }`, put
+ *   with `expirationTtl: max(60, ceil(ttl in s))`) and a value past it reads as absent.
+ */
+export declare function workersKvStore(namespace: WorkersKvNamespaceLike, options?: { prefix?: string }): Pick<TokenStore, "get" | "set">;

@@ -1,8 +1,8 @@
 // The token stores the package ships (issue 18; the TokenStore contract is in index.d.ts and
 // FLEET-CONTRACT.md §1): memoryStore (one process), redisStore (node-redis v4/v5 or ioredis),
-// denoKvStore (Deno KV). Each holds opaque strings (the driver, store.js, encrypts them) under
+// denoKvStore (Deno KV), workersKvStore (Workers KV, a shared cache only). Each holds opaque strings (the driver, store.js, encrypts them) under
 // string keys for a TTL, with the lease (setIfAbsent) and compare-and-delete (deleteIfEquals)
-// atomic where the engine is shared.
+// atomic where the engine is shared (Workers KV has no compare-and-set: it has neither).
 //
 // No wasm and no Node-only import: the adapters bundle into every entry, workerd's included.
 // Type-checked by `tsc -p tsconfig.checkjs.json` (make lint).
@@ -32,6 +32,9 @@ import { QBankError } from "./support.js";
  * @property {(key: KvKey) => Promise<KvEntry>} get
  * @property {(key: KvKey, value: unknown, options?: { expireIn?: number }) => Promise<unknown>} set
  * @property {() => KvAtomic} atomic
+ * @typedef {object} WorkersKvLike a Workers KV namespace binding (`env.KV`; only what workersKvStore uses)
+ * @property {(key: string) => Promise<string | null>} get
+ * @property {(key: string, value: string, options: { expirationTtl: number }) => Promise<unknown>} put
  */
 
 /** The compare-and-delete of §1, run by redis as one step. */
@@ -51,6 +54,15 @@ function wholeMs(ttlMs) {
   }
   return Math.max(1, Math.floor(ttlMs));
 }
+
+/** `value` as kept by the stores whose own expiry is coarse: `{ v, exp }`, exp in epoch ms. @param {string} value @param {number} ms */
+const expiring = (value, ms) => ({ v: value, exp: Date.now() + ms });
+
+/** The `v` of an `expiring` entry not yet past its `exp`; else (expired, or not such an entry) undefined. @param {unknown} entry */
+const unexpired = (entry) => {
+  const e = /** @type {{ v?: unknown, exp?: unknown } | null} */ (entry);
+  return e && typeof e.v === "string" && typeof e.exp === "number" && e.exp > Date.now() ? e.v : undefined;
+};
 
 /** Whether `x` is an object with a method under each name. @param {unknown} x @param {...string} names */
 const hasMethods = (x, ...names) => typeof x === "object" && x !== null && names.every((n) => typeof (/** @type {Record<string, unknown>} */ (x))[n] === "function");
@@ -163,14 +175,12 @@ export function denoKvStore(kv, options) {
   /** The entry under `key` and its value while it has not expired (else undefined). @param {string} key */
   const read = async (key) => {
     const entry = await unlocked(() => kv.get(at(key)));
-    const e = /** @type {{ v?: unknown, exp?: unknown } | null} */ (entry.value);
-    const v = e && typeof e.v === "string" && typeof e.exp === "number" && e.exp > Date.now() ? e.v : undefined;
-    return { versionstamp: entry.versionstamp, v };
+    return { versionstamp: entry.versionstamp, v: unexpired(entry.value) };
   };
   /** @param {string} value @param {number} ttlMs */
   const stored = (value, ttlMs) => {
     const expireIn = wholeMs(ttlMs);
-    return /** @type {const} */ ([{ v: value, exp: Date.now() + expireIn }, { expireIn }]);
+    return /** @type {const} */ ([expiring(value, expireIn), { expireIn }]);
   };
   return {
     get: async (key) => (await read(key)).v ?? null,
@@ -190,6 +200,41 @@ export function denoKvStore(kv, options) {
       if (cur.v === undefined || cur.v !== value) return false;
       const done = await unlocked(() => kv.atomic().check({ key: at(key), versionstamp: cur.versionstamp }).delete(at(key)).commit());
       return done.ok;
+    },
+  };
+}
+
+/** Workers KV's least expirationTtl, in seconds. */
+const KV_MIN_TTL_S = 60;
+
+/**
+ * A store in Workers KV (a namespace binding, `env.KV`) as a shared cache only: KV has no
+ * compare-and-set, so no setIfAbsent (the lease) and no deleteIfEquals (the fleet core then keeps
+ * single flight inside each isolate). Every key is `prefix + key`; the value is the JSON of
+ * `{ v, exp }` put with `expirationTtl: max(60, ceil(ttl in s))` (KV's least TTL is 60 s), and a
+ * value past `exp` reads as absent. Unreadable JSON reads as absent too.
+ * @param {WorkersKvLike} namespace
+ * @param {{ prefix?: string }} [options]
+ * @returns {Pick<TokenStore, "get" | "set">}
+ */
+export function workersKvStore(namespace, options) {
+  if (!hasMethods(namespace, "get", "put")) {
+    throw configError("workersKvStore(namespace): expected a Workers KV namespace binding (env.KV)");
+  }
+  const prefix = options?.prefix ?? "";
+  if (typeof prefix !== "string") throw configError("workersKvStore: options.prefix must be a string");
+  return {
+    get: async (key) => {
+      const text = await namespace.get(prefix + key);
+      try {
+        return unexpired(JSON.parse(/** @type {string} */ (text))) ?? null;
+      } catch {
+        return null;
+      }
+    },
+    set: async (key, value, ttlMs) => {
+      const ms = wholeMs(ttlMs);
+      await namespace.put(prefix + key, JSON.stringify(expiring(value, ms)), { expirationTtl: Math.max(KV_MIN_TTL_S, Math.ceil(ms / 1000)) });
     },
   };
 }
