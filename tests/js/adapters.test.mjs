@@ -1,4 +1,5 @@
-// The token stores (issue 18: memoryStore, redisStore, denoKvStore) against the TokenStore
+// The token stores (issue 18: memoryStore, redisStore, denoKvStore; issue 19's workersKvStore runs
+// on Workers KV in workers-kv.test.mjs, its bad arguments and types are here) against the TokenStore
 // contract (store-contract.mjs) on the real engines: memoryStore in Node; redisStore with
 // node-redis v5, node-redis v4 and ioredis on a real redis-server (tests/servers/redis.mjs), and
 // in Bun with node-redis v5 and ioredis; denoKvStore in Deno (`deno run --unstable-kv`,
@@ -20,7 +21,7 @@ import { PKG_URL } from "./token-support.mjs";
 import { startRedis } from "../servers/redis.mjs";
 import { CONTRACT, ROUNDS, CALLS } from "./store-contract.mjs";
 
-const { memoryStore, redisStore, denoKvStore, QBankError } = await import(PKG_URL);
+const { memoryStore, redisStore, denoKvStore, workersKvStore, QBankError } = await import(PKG_URL);
 
 const CHILD = join(ROOT, "tests", "js", "store-child.mjs");
 const TIMEOUT = { timeout: 120_000 };
@@ -270,6 +271,15 @@ describe("bad arguments: a config QBankError saying what was expected", () => {
       assert.throws(() => denoKvStore(kvShape, { prefix }), isConfig(/^denoKvStore: options\.prefix must be a Deno\.KvKey/));
     }
   });
+  test("workersKvStore (issue 19; its engine tests: workers-kv.test.mjs): no namespace, a name, a store, a redis-like object", () => {
+    for (const bad of [undefined, null, "KV", {}, { get() {} }, { get() {}, set() {} }, kvShape, memoryStore()]) {
+      assert.throws(() => workersKvStore(bad), isConfig(/^workersKvStore\(namespace\): expected a Workers KV namespace binding/), `workersKvStore(${JSON.stringify(bad)})`);
+    }
+    const kv = { get: async () => null, put: async () => {} };
+    for (const prefix of [1, ["a"], {}]) {
+      assert.throws(() => workersKvStore(kv, { prefix }), isConfig(/^workersKvStore: options\.prefix must be a string/));
+    }
+  });
 });
 
 describe("denoKvStore: \"database is locked\" (another process writing the KV file) is retried briefly", () => {
@@ -309,7 +319,7 @@ describe("denoKvStore: \"database is locked\" (another process writing the KV fi
   });
 });
 
-test("index.d.ts types the adapters for the real clients: tsc (node-redis v5, v4, ioredis) and deno check (Deno.Kv)", TIMEOUT, () => {
+test("index.d.ts types the adapters for the real clients: tsc (node-redis v5, v4, ioredis; workers-types' KVNamespace) and deno check (Deno.Kv)", TIMEOUT, () => {
   const dir = join(ROOT, "target", "adapters-types");
   mkdirSync(dir, { recursive: true });
   writeFileSync(
@@ -335,6 +345,19 @@ void store, deleted;
   );
   const tsc = run(join(BIN, "tsc"), ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--skipLibCheck", join(dir, "node.ts")]);
   assert.equal(tsc.code, 0, `tsc: ${tsc.stdout}${tsc.stderr}`);
+  // workersKvStore against Cloudflare's own KVNamespace type (workers-types alone: it and Node's
+  // types both declare the fetch globals).
+  writeFileSync(
+    join(dir, "worker.ts"),
+    `import { workersKvStore, type TokenStore } from "../../pkg/index.js";
+declare const env: { KV: KVNamespace };
+const store: TokenStore = workersKvStore(env.KV, { prefix: "app:" });
+const read: Promise<string | null | undefined> = workersKvStore(env.KV).get("k");
+void store, read;
+`,
+  );
+  const worker = run(join(BIN, "tsc"), ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--skipLibCheck", "--types", "@cloudflare/workers-types", join(dir, "worker.ts")]);
+  assert.equal(worker.code, 0, `tsc (workers-types): ${worker.stdout}${worker.stderr}`);
   const deno = run(join(BIN, "deno"), ["check", "--unstable-kv", "--no-lock", join(dir, "deno.ts")], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" } });
   assert.equal(deno.code, 0, `deno check: ${deno.stdout}${deno.stderr}`);
 });
