@@ -1,6 +1,7 @@
-// The token stores the package ships (issue 18; the TokenStore contract is in index.d.ts and
-// FLEET-CONTRACT.md §1): memoryStore (one process), redisStore (node-redis v4/v5 or ioredis),
-// denoKvStore (Deno KV), workersKvStore (Workers KV, a shared cache only). Each holds opaque strings (the driver, store.js, encrypts them) under
+// The token stores the package ships (issues 18 and 19; the TokenStore contract is in
+// index.d.ts): memoryStore (one process), redisStore (node-redis v4/v5 or ioredis), denoKvStore
+// (Deno KV), workersKvStore (Workers KV, a shared cache only). Each holds opaque strings (the
+// driver, store.js, encrypts them) under
 // string keys for a TTL, with the lease (setIfAbsent) and compare-and-delete (deleteIfEquals)
 // atomic where the engine is shared (Workers KV has no compare-and-set: it has neither).
 //
@@ -10,7 +11,7 @@
 import { QBankError } from "./support.js";
 
 /**
- * @typedef {object} TokenStore FLEET-CONTRACT.md §1 (index.d.ts's TokenStore)
+ * @typedef {object} TokenStore index.d.ts's TokenStore
  * @property {(key: string) => Promise<string | null | undefined>} get
  * @property {(key: string, value: string, ttlMs: number) => Promise<void>} set
  * @property {(key: string, value: string, ttlMs: number) => Promise<boolean>} setIfAbsent
