@@ -347,11 +347,22 @@ pub fn now_ms() -> Millis {
 /// must outlive the timer).
 type ArmedTimer = (JsValue, Closure<dyn FnMut()>);
 
+/// How to settle a promise made by [`deferred`]: its resolve and reject functions.
+type Settle = Option<(Function, Function)>;
+
+/// A new pending promise and how to settle it (`Promise::new` calls its executor at once, so
+/// the functions are there).
+fn deferred() -> (Promise, Settle) {
+    let mut settle = None;
+    let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    (promise, settle)
+}
+
 /// The callers' side of one flight: the promise they wait on and how to settle it.
 struct Pending {
     id: FlightId,
     promise: Promise,
-    settle: Option<(Function, Function)>,
+    settle: Settle,
     background: bool,
 }
 
@@ -384,8 +395,8 @@ pub struct Inner {
     published: Cell<(Millis, Millis)>,
     /// Store operations started and not yet answered (each bounded by the store timeout).
     busy: Cell<u32>,
-    /// `close()`'s promise while it waits for `busy` to reach 0, and its resolve.
-    idle: RefCell<Option<(Promise, Function)>>,
+    /// `close()`'s promise while it waits for `busy` to reach 0, and how to settle it.
+    idle: RefCell<Option<(Promise, Settle)>>,
 }
 
 /// The result of one poll for a caller: an answer now, or a flight to wait for.
@@ -465,7 +476,7 @@ impl Drop for Inner {
 impl Inner {
     /// A new manager's state.
     pub fn new(cfg: Config) -> Rc<Inner> {
-        let seed = (support::random() * 9_007_199_254_740_992.0) as u64 ^ now_ms();
+        let seed = random_u64();
         let cache = TokenCache::new(cfg.policy, seed);
         let (fleet, store) = match &cfg.store {
             Some(user_store) => {
@@ -641,8 +652,7 @@ impl Inner {
         if self.flights.borrow().iter().any(|p| p.id == id) {
             return false;
         }
-        let mut settle = None;
-        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let (promise, settle) = deferred();
         if let Some(w) = wait_until.or(self.cfg.wait_until.as_ref()) {
             support::keep_alive(w, &promise);
         }
@@ -731,7 +741,7 @@ impl Inner {
                 let left = self.busy.get().saturating_sub(1);
                 self.busy.set(left);
                 let idle = self.idle.borrow_mut().take_if(|_| left == 0);
-                if let Some((_, resolve)) = idle {
+                if let Some((_, Some((resolve, _)))) = idle {
                     let _ = resolve.call0(&JsValue::UNDEFINED);
                 }
             }
@@ -1123,15 +1133,7 @@ impl Inner {
             return Promise::resolve(&JsValue::UNDEFINED);
         }
         let mut idle = self.idle.borrow_mut();
-        let (p, _) = idle.get_or_insert_with(|| {
-            let mut resolve = None;
-            let p = Promise::new(&mut |r, _| resolve = Some(r));
-            // Promise::new calls its executor at once: `resolve` is set.
-            (
-                p,
-                resolve.unwrap_or_else(|| JsValue::UNDEFINED.unchecked_into()),
-            )
-        });
+        let (p, _) = idle.get_or_insert_with(deferred);
         p.clone()
     }
 }

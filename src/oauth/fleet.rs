@@ -532,9 +532,7 @@ impl Fleet {
     /// entry holding it.
     pub fn after_unauthorized(&mut self, now: Millis, token: &str) -> Answer {
         self.tick(now);
-        if self.cache.invalidate(Some(token)) {
-            self.token_source = None;
-        }
+        self.invalidate(Some(token));
         self.answer(now, Some(Secret::new(token)), false)
     }
 
