@@ -38,7 +38,7 @@ import { QBankError } from "./support.js";
  * @property {(key: string, value: string, options: { expirationTtl: number }) => Promise<unknown>} put
  */
 
-/** The compare-and-delete of §1, run by redis as one step. */
+/** The compare-and-delete (TokenStore.deleteIfEquals in index.d.ts), run by redis as one step. */
 const DELETE_IF_EQUALS = 'if redis.call("GET",KEYS[1])==ARGV[1] then return redis.call("DEL",KEYS[1]) else return 0 end';
 
 /** @param {string} message */

@@ -1,4 +1,4 @@
-// The TokenStore contract (FLEET-CONTRACT.md §1, index.d.ts) as test cases that run against any
+// The TokenStore contract (index.d.ts) as test cases that run against any
 // store, in Node (tests/js/adapters.test.mjs) and in Deno (through store-child.mjs): each case is
 // `[name, async (make) => …]` where `make(ns)` gives a store of the engine under test in the
 // namespace `ns` (a prefix: two names never see each other's entries), fresh for each case.
