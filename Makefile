@@ -81,8 +81,10 @@ setup-redis:
 package: setup
 	$(call step,cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap (no_std))
 	RUSTFLAGS="$${RUSTFLAGS:-} $(REMAP)" cargo build --release --target $(WASM_TARGET) --features wasm-panic-trap
-	$(call step,wasm-bindgen --target web)
-	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --out-dir $(RAW) $(WASM_OUT)
+	$(call step,wasm-bindgen --target web (--keep-debug: the names panic-stubs.mjs reads; wasm-opt drops them))
+	rm -rf $(RAW) && wasm-bindgen --target web --omit-default-module-path --keep-debug --out-dir $(RAW) $(WASM_OUT)
+	$(call step,panic paths trap at once: no panic message built (pkg-template/panic-stubs.mjs))
+	node pkg-template/panic-stubs.mjs $(RAW)/qbank_connect_bg.wasm
 	$(call step,wasm-opt -Oz)
 	$(BIN)/wasm-opt $(WASM_OPT_FLAGS) $(RAW)/qbank_connect_bg.wasm -o $(RAW)/qbank_connect_bg.wasm
 	$(call step,pkg/ from pkg-template/)
