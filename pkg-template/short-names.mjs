@@ -8,7 +8,7 @@
 const HASH = /_h?[0-9a-f]{16}$/;
 
 /** Reads an unsigned LEB128 at `pos`: [value, next position]. */
-function leb(bytes, pos) {
+export function leb(bytes, pos) {
   let value = 0;
   for (let shift = 0; ; shift += 7) {
     const b = bytes[pos++];
