@@ -47,6 +47,19 @@ export function shortNames(wasm, glue) {
     }
     return renames.get(name);
   };
+  // A snippet's imports name its module by its path under wasm-bindgen's hashed folder
+  // ("./snippets/qbank-connect-<hash>/src/js/support.js"), once per import in the .wasm and once
+  // per import as a key of the glue's imports object: each becomes the file's name alone.
+  const modules = new Map();
+  const shortModule = (module) => {
+    const short = /^\.\/snippets\/[^/]+\/(?:.*\/)?([^/]+)$/.exec(module)?.[1];
+    if (!short) return module;
+    if (!modules.has(module)) {
+      if ([...modules.values()].includes(short)) throw new Error(`short-names: two snippets named ${short}`);
+      modules.set(module, short);
+    }
+    return modules.get(module);
+  };
   const name = (bytes, pos) => {
     const [len, start] = leb(bytes, pos);
     return [bytes.subarray(start, start + len).toString("utf8"), start + len];
@@ -82,7 +95,7 @@ export function shortNames(wasm, glue) {
           if (flags & 1) [, p] = leb(wasm, p);
         } else if (kind === 3) p += 2; // global: value type, mutability
         else throw new Error(`short-names: import kind ${kind} not understood`);
-        body.push(str(module), str(rename(field)), wasm.subarray(descStart, p));
+        body.push(str(shortModule(module)), str(rename(field)), wasm.subarray(descStart, p));
       } else {
         let field;
         [field, p] = name(wasm, p);
@@ -97,6 +110,11 @@ export function shortNames(wasm, glue) {
     pos = end;
   }
   let out = glue;
+  for (const [long, short] of modules) {
+    const key = new RegExp(`"${long.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"(?=: import\\d+,)`, "g");
+    if (!key.test(out)) throw new Error(`short-names: ${long} is not a key of the glue's imports`);
+    out = out.replace(key, JSON.stringify(short));
+  }
   for (const [long, short] of renames) {
     const word = new RegExp(`\\b${long}\\b`, "g");
     if (!word.test(out)) throw new Error(`short-names: ${long} is not in the glue`);
