@@ -131,9 +131,8 @@ impl RefreshPolicy {
         let margin = self.expiry_margin_ms.min(lifetime / 10);
         let wait_at = expires_at.saturating_sub(margin);
         let window = self.refresh_ahead_ms.min(lifetime / 4);
-        let permille = u128::from(self.refresh_jitter_permille.min(1000));
         // At most `window` (permille ≤ 1000), so `max_jitter + 1` cannot overflow.
-        let max_jitter = (u128::from(window) * permille / 1000) as u64;
+        let max_jitter = permille_of(window, self.refresh_jitter_permille.min(1000));
         let jitter = scale(random, max_jitter);
         let refresh_at = expires_at
             .saturating_sub(window)
@@ -177,6 +176,14 @@ impl RefreshPolicy {
         };
         ours.max(retry_after_ms.unwrap_or(0))
     }
+}
+
+/// `value × permille / 1000`, rounded down, for `permille ≤ 1000`, in u64: `value = 1000·q + r`
+/// gives `q·permille + r·permille / 1000`, each term in range (`q·permille ≤ value`). (A u128
+/// division would link compiler-builtins' 128-bit divide into the wasm.)
+fn permille_of(value: u64, permille: u16) -> u64 {
+    let permille = u64::from(permille);
+    value / 1000 * permille + value % 1000 * permille / 1000
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -367,7 +374,32 @@ mod tests {
             )
     }
 
+    #[test]
+    fn permille_of_is_the_exact_product_rounded_down() {
+        for (value, permille, want) in [
+            (u64::MAX, 1000, u64::MAX),
+            (u64::MAX, 999, 18_428_297_329_635_842_063),
+            (u64::MAX, 0, 0),
+            (999, 1000, 999),
+            (999, 1, 0),
+            (1000, 1, 1),
+            (1999, 999, 1997),
+        ] {
+            assert_eq!(
+                permille_of(value, permille),
+                want,
+                "{value} x {permille} / 1000"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn permille_of_equals_the_u128_product(value in any::<u64>(), permille in 0u16..=1000) {
+            let want = (u128::from(value) * u128::from(permille) / 1000) as u64;
+            prop_assert_eq!(permille_of(value, permille), want);
+        }
+
         #[test]
         fn refresh_at_le_wait_at_le_expires_at_for_all_inputs(
             p in any_policy(),
