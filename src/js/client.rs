@@ -118,7 +118,15 @@ fn api_error(resp: &HttpResponse, scrub_text: &dyn Fn(&str) -> String) -> JsValu
         extra.push(("problem", json_to_js(p)));
     }
     if let Some(scope) = challenge.and_then(|c| c.scope) {
-        let scope = scrub_text(&scope.join(" "));
+        // The scopes space-separated, by a loop: `join` links alloc's generic join.
+        let mut joined = String::new();
+        for (i, s) in scope.iter().enumerate() {
+            if i > 0 {
+                joined.push(' ');
+            }
+            joined.push_str(s);
+        }
+        let scope = scrub_text(&joined);
         extra.push(("requiredScope", JsValue::from_str(&scope)));
     }
     to_js_with(&e, &extra)

@@ -554,16 +554,22 @@ describe("QBankClient × QBank sandbox", { timeout: 60_000 }, () => {
       await assertCounts({ tokenRequests: 1, apiRequests: 0 });
     });
 
-    it('an injected 403 with error="insufficient_scope" scope="balances.read": insufficient_scope', async () => {
-      const bank = await warmClient();
-      addApiFault({
-        status: 403,
-        headers: { "WWW-Authenticate": bearer('error="insufficient_scope", scope="balances.read"') },
-        body: "",
+    // The challenge's scopes, as requiredScope: space-separated, one space between.
+    for (const [scope, requiredScope, note] of [
+      ["balances.read", "balances.read", ""],
+      ["balances.read  accounts.read", "balances.read accounts.read", ' (two scopes: requiredScope "balances.read accounts.read")'],
+    ]) {
+      it(`an injected 403 with error="insufficient_scope" scope="${scope}": insufficient_scope${note}`, async () => {
+        const bank = await warmClient();
+        addApiFault({
+          status: 403,
+          headers: { "WWW-Authenticate": bearer(`error="insufficient_scope", scope="${scope}"`) },
+          body: "",
+        });
+        await expectError(bank.getBalance(DOC_ACCOUNT), "insufficient_scope", { status: 403, requiredScope });
+        await assertCounts({ tokenRequests: 0, apiRequests: 1 });
       });
-      await expectError(bank.getBalance(DOC_ACCOUNT), "insufficient_scope", { status: 403, requiredScope: "balances.read" });
-      await assertCounts({ tokenRequests: 0, apiRequests: 1 });
-    });
+    }
 
     it("a 403 without a Bearer challenge: forbidden", async () => {
       const bank = await warmClient();
