@@ -342,6 +342,16 @@ fn amount<'a>(value: &Json<'a>) -> Result<Cow<'a, str>, Invalid> {
     Err(Invalid::new(why))
 }
 
+/// `n` zeros (`None` for a negative `n`); a loop, as `str::repeat` links alloc's generic
+/// slice repeat.
+fn zeros(n: i64) -> Option<String> {
+    let mut out = String::new();
+    for _ in 0..usize::try_from(n).ok()? {
+        out.push('0');
+    }
+    Some(out)
+}
+
 /// A JSON number as plain decimal text with exactly its digits: no exponent is returned as is;
 /// an exponent is expanded by moving the point (`1.5e3` → `1500`, `1.50e1` → `15.0`).
 /// `None` if the result would exceed the digit limits.
@@ -363,11 +373,9 @@ fn plain_decimal<'a>(number: &Cow<'a, str>) -> Option<Cow<'a, str>> {
         out.push('-');
     }
     let (int, frac) = if point <= 0 {
-        let zeros = "0".repeat(usize::try_from(-point).ok()?);
-        (String::from("0"), concat(&[&zeros, &digits]))
+        (String::from("0"), concat(&[&zeros(-point)?, &digits]))
     } else if point >= len {
-        let zeros = "0".repeat(usize::try_from(point - len).ok()?);
-        (concat(&[&digits, &zeros]), String::new())
+        (concat(&[&digits, &zeros(point - len)?]), String::new())
     } else {
         let at = usize::try_from(point).ok()?;
         (
