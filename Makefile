@@ -92,8 +92,8 @@ package: setup
 	node pkg-template/panic-stubs.mjs $(RAW)/qbank_connect_bg.wasm
 	$(call step,wasm-opt -Oz)
 	$(BIN)/wasm-opt $(WASM_OPT_FLAGS) $(RAW)/qbank_connect_bg.wasm -o $(RAW)/qbank_connect_bg.wasm
-	$(call step,the panic locations no code reads any more zeroed (pkg-template/panic-locations.mjs))
-	node pkg-template/panic-locations.mjs $(RAW)/qbank_connect_bg.wasm
+	$(call step,the panic data no code reads any more zeroed (pkg-template/panic-data.mjs))
+	node pkg-template/panic-data.mjs $(RAW)/qbank_connect_bg.wasm
 	$(call step,pkg/ from pkg-template/)
 	node pkg-template/build.mjs $(RAW) pkg
 	@$(MAKE) --no-print-directory size
