@@ -92,5 +92,7 @@ for (const f of [...panics, ...formatting]) {
   module.removeFunction(f.name);
   module.addFunction(f.name, f.params, f.results, [], module.unreachable());
 }
+// With the names still in it: wasm-opt orders the functions by name (WASM_OPT_FLAGS), then drops them.
+binaryen.setDebugInfo(true);
 writeFileSync(file, module.emitBinary());
 console.log(`panic-stubs: ${panics.length} panic entry points and ${formatting.length} fmt functions trap at once`);
