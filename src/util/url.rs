@@ -90,7 +90,8 @@ pub(crate) fn parse(s: &str) -> Result<ParsedUrl, Invalid> {
     ))?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = sub(rest, 0, authority_end);
-    let (has_userinfo, host_port) = match authority.rfind('@') {
+    // The last '@' by a byte loop (`rfind` links core's word-at-a-time memrchr).
+    let (has_userinfo, host_port) = match authority.bytes().rposition(|b| b == b'@') {
         Some(at) => (true, tail(authority, at + 1)),
         None => (false, authority),
     };
