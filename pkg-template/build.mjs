@@ -64,6 +64,9 @@ const nodeHttp = support.replace(/support\.js$/, "node-http.js");
 // So do the token stores (issue 18), in every entry: they import support.js's QBankError.
 cpSync(join(root, "src", "js", "adapters.js"), join(dirname(supportAbs), "adapters.js"));
 const adapters = support.replace(/support\.js$/, "adapters.js");
+// And the Durable Object coordinator (issue 19), in workerd.js only (it needs cloudflare:workers).
+cpSync(join(root, "src", "js", "coordinator.js"), join(dirname(supportAbs), "coordinator.js"));
+const coordinator = support.replace(/support\.js$/, "coordinator.js");
 const STORES = ["memoryStore", "redisStore", "denoKvStore", "workersKvStore"];
 // Cloudflare Workers can run neither redisStore (node-redis and ioredis need TCP sockets) nor
 // denoKvStore (no Deno.openKv there): workerd.js leaves them out (about 1 KiB gzipped), so
@@ -164,7 +167,13 @@ writeFileSync(
     `import { initSync } from "./qbank_connect.js";\n` +
     decorate +
     `initSync({ module: wasmModule });\n` +
-    exportsBlock(WORKERD_STORES),
+    exportsBlock(WORKERD_STORES) +
+    `import { DurableObject } from "cloudflare:workers";\n` +
+    `import { tokenCoordinator } from "${coordinator}";\n` +
+    `export { durableObjectStore } from "${coordinator}";\n` +
+    // Exported under another local name, so the class keeps its own name (TokenCoordinator).
+    `const Coordinator = tokenCoordinator(DurableObject, TokenManager);\n` +
+    `export { Coordinator as TokenCoordinator };\n`,
 );
 
 writeFileSync(
@@ -196,7 +205,7 @@ for (const [name, format, ext] of entries) {
     bundle: true,
     format,
     platform: "neutral",
-    external: ["node:*", "./qbank_connect_bg.wasm"],
+    external: ["node:*", "cloudflare:*", "./qbank_connect_bg.wasm"],
     target: "es2022",
     minifyWhitespace: true,
     minifySyntax: true,

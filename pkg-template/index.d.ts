@@ -53,8 +53,12 @@ export interface TokenEvent {
   at: number;
   /** For token_acquired: when the new token expires (epoch ms). */
   expiresAt?: number;
-  /** For token_acquired: where the token came from (the store: another instance fetched it). */
-  source?: "store" | "endpoint";
+  /**
+   * For token_acquired: where the token came from: the token endpoint (this manager's own
+   * request), the store (another instance fetched it), or the coordinator (a TokenCoordinator
+   * Durable Object, through durableObjectStore).
+   */
+  source?: "store" | "endpoint" | "coordinator";
   /** For failures: the error code. */
   code?: string;
   /** Token requests this manager sent to the token endpoint so far. */
@@ -160,8 +164,14 @@ export interface TokenStatus {
   consecutiveFailures: number;
   /** While backing off after failures: when the next token request is allowed (epoch ms). */
   retryAt?: number;
-  /** Where the token in memory came from: the token endpoint, or the store (another instance's). */
-  tokenSource?: "store" | "endpoint";
+  /**
+   * When the next background refresh is due (epoch ms): the token's refresh point, or the retry
+   * time while backing off. Absent when none is scheduled: no token, a request in flight, the
+   * token expires first, or after `invalid_client` (never retried in the background).
+   */
+  refreshAt?: number;
+  /** Where the token in memory came from: the token endpoint, the store (another instance's), or the coordinator. */
+  tokenSource?: "store" | "endpoint" | "coordinator";
   /** With a store: tokens taken from it. */
   storeTokens?: number;
   /** With a store: reads of it. */
@@ -443,3 +453,68 @@ export interface WorkersKvNamespaceLike {
  *   with `expirationTtl: max(60, ceil(ttl in s))`) and a value past it reads as absent.
  */
 export declare function workersKvStore(namespace: WorkersKvNamespaceLike, options?: { prefix?: string }): Pick<TokenStore, "get" | "set">;
+
+/** What durableObjectStore uses of a Durable Object namespace binding (`env.QBANK_TOKENS`). */
+export interface DurableObjectNamespaceLike {
+  idFromName(name: string): unknown;
+  get(id: any): unknown;
+}
+
+/**
+ * Cloudflare Workers only (workerd.js). The store that makes every isolate of a Worker share one
+ * token through a {@link TokenCoordinator} Durable Object: pass it as `store` to TokenManager or
+ * QBankClient. Each isolate keeps its token in memory as always (a cached getToken() never leaves
+ * the isolate); a missing token, or one past its refresh point, is asked of the object, which
+ * makes the token requests (one at a time, refreshed ahead by its alarm) and keeps the token
+ * encrypted in its storage. There is one object per credential set, named after the store entry
+ * (an HMAC keyed from the secret or storeKey: never the client id). If the object throws, cannot
+ * be reached, has no token, or does not answer within storeTimeoutMs (default with a coordinator:
+ * timeoutMs + 1 s), the isolate makes its own token request: nobody fails because of it.
+ * The manager's resolved options, secret included, are sent to the object with each such call
+ * (kept in its memory only, never stored or logged); a `fetch` option is not (the object uses
+ * the platform's fetch). Throws a `config` QBankError when `namespace` is not a binding.
+ * Needs a compatibility_date of 2024-04-03 or later (Workers RPC).
+ */
+export declare function durableObjectStore(namespace: DurableObjectNamespaceLike): Pick<TokenStore, "get" | "set">;
+
+/**
+ * Cloudflare Workers only (workerd.js). The Durable Object class behind
+ * {@link durableObjectStore}: re-export it from your Worker
+ * (`export { TokenCoordinator } from "qbank-connect"`) and bind it in wrangler.toml:
+ *
+ * ```toml
+ * [[durable_objects.bindings]]
+ * name = "QBANK_TOKENS"
+ * class_name = "TokenCoordinator"
+ *
+ * [[migrations]]
+ * tag = "qbank-connect-v1"
+ * new_sqlite_classes = ["TokenCoordinator"]
+ * ```
+ */
+export declare class TokenCoordinator {
+  constructor(ctx: unknown, env: unknown);
+  /** Isolates' calls (Workers RPC; the package makes them): the encrypted entry, or null. */
+  token(request: { v: 1; name: string; have: string | null; options: object }): Promise<string | null>;
+  /** The 401 path: forgets the token if the entry still is `raw`. */
+  forget(name: string, raw: string): Promise<void>;
+  /** For operators and tests: no token, no secret, no entry name. */
+  status(): Promise<TokenCoordinatorStatus>;
+  /** The refresh ahead of every isolate's refresh point. */
+  alarm(): Promise<void>;
+}
+
+export interface TokenCoordinatorStatus {
+  /** 1 once a call brought the options (an object evicted since has none until the next call). */
+  managers: number;
+  state: TokenStatus["state"];
+  /** Token requests this object made since it was (re)started. */
+  tokenRequests: number;
+  consecutiveFailures: number;
+  expiresAt: number | null;
+  refreshAt: number | null;
+  /** When the alarm is set (epoch ms), if it is. */
+  alarmAt: number | null;
+  /** Alarms run since it was (re)started. */
+  alarms: number;
+}

@@ -49,7 +49,7 @@ const configError = (message) => new QBankError("config", message);
  * keeps a value longer than asked. Anything but a positive finite number is refused.
  * @param {number} ttlMs
  */
-function wholeMs(ttlMs) {
+export function wholeMs(ttlMs) {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new QBankError("invalid_argument", "a store's ttlMs must be a positive finite number of milliseconds");
   }
@@ -57,16 +57,16 @@ function wholeMs(ttlMs) {
 }
 
 /** `value` as kept by the stores whose own expiry is coarse: `{ v, exp }`, exp in epoch ms. @param {string} value @param {number} ms */
-const expiring = (value, ms) => ({ v: value, exp: Date.now() + ms });
+export const expiring = (value, ms) => ({ v: value, exp: Date.now() + ms });
 
 /** The `v` of an `expiring` entry not yet past its `exp`; else (expired, or not such an entry) undefined. @param {unknown} entry */
-const unexpired = (entry) => {
+export const unexpired = (entry) => {
   const e = /** @type {{ v?: unknown, exp?: unknown } | null} */ (entry);
   return e && typeof e.v === "string" && typeof e.exp === "number" && e.exp > Date.now() ? e.v : undefined;
 };
 
 /** Whether `x` is an object with a method under each name. @param {unknown} x @param {...string} names */
-const hasMethods = (x, ...names) => typeof x === "object" && x !== null && names.every((n) => typeof (/** @type {Record<string, unknown>} */ (x))[n] === "function");
+export const hasMethods = (x, ...names) => typeof x === "object" && x !== null && names.every((n) => typeof (/** @type {Record<string, unknown>} */ (x))[n] === "function");
 
 /**
  * One process's store: a Map with the TTLs honoured (an expired entry reads as absent and is

@@ -14,6 +14,12 @@
 // - Owners and stamps (u64 in the core) come as two 32-bit halves and are written as 16
 //   lowercase hex digits.
 //
+// A coordinator (`durableObjectStore`, a TokenCoordinator Durable Object: coordinator.js) is read
+// differently: the read sends the object the manager's resolved options and the value this
+// manager last read (`have`), and the object answers with the same encrypted value, made by its
+// own manager's store driver over its storage (so the isolate decrypts it as any entry). Writes
+// are not sent (the object makes its own tokens); the 401 compare-and-delete is its `forget`.
+//
 // Type-checked by `tsc -p tsconfig.checkjs.json` (make lint), like support.js.
 
 /**
@@ -24,6 +30,15 @@
  * @property {(key: string, value: string, ttlMs: number) => unknown} set
  * @property {((key: string, value: string, ttlMs: number) => unknown) | undefined} [setIfAbsent]
  * @property {((key: string, value: string) => unknown) | undefined} [deleteIfEquals]
+ * @property {Namespace} [coordinator] a durableObjectStore's namespace (under COORDINATOR)
+ *
+ * @typedef {object} Namespace a Durable Object namespace binding, as far as it is used here
+ * @property {(name: string) => unknown} idFromName
+ * @property {(id: unknown) => Coordinator} get
+ *
+ * @typedef {object} Coordinator a TokenCoordinator's stub (Workers RPC)
+ * @property {(request: { v: 1, name: string, have: string | null, options: object }) => Promise<unknown>} token
+ * @property {(name: string, raw: string) => Promise<unknown>} forget
  *
  * @typedef {object} Keys what the key material became (the material itself is not kept)
  * @property {string} name the entry's name
@@ -60,6 +75,8 @@ const HELD = 5; // another owner holds the lease
 const UNSUPPORTED = 6; // the store has no setIfAbsent
 
 const PREFIX = "qbank-connect:v1:";
+/** Where durableObjectStore (adapters.js) keeps its namespace: a coordinator, not a plain store. */
+export const COORDINATOR = Symbol("qbank-connect coordinator");
 const VERSION = 1;
 const IV_BYTES = 12;
 const STAMP = /^[0-9a-f]{16}$/;
@@ -104,6 +121,25 @@ async function deriveKeys(ikm, identity) {
 }
 
 /**
+ * Whether `store` is a coordinator (durableObjectStore).
+ * @param {unknown} store
+ */
+export function isCoordinator(store) {
+  return typeof store === "object" && store !== null && COORDINATOR in store;
+}
+
+/**
+ * The coordinator object for the entry `name`: one object per credential set, named after the
+ * entry (never the client id).
+ * @param {Handle} h
+ * @param {string} name
+ */
+function coordinator(h, name) {
+  const ns = /** @type {Namespace} */ (/** @type {any} */ (h.store)[COORDINATOR]);
+  return ns.get(ns.idFromName(name));
+}
+
+/**
  * `work` raced against the store timeout: its value, ERROR if it threw or rejected, TIMEOUT if
  * it did not settle in time. Never rejects.
  * @template T
@@ -127,14 +163,18 @@ function bounded(h, work) {
 /**
  * Reads the entry: the decrypted entry, OK when there is none, GARBAGE when it cannot be
  * decrypted or parsed, or a failure. Remembers the raw value of an entry that decrypted, for
- * `storeDelete`.
+ * `storeDelete`. A coordinator is asked for it with `options` (the manager's, resolved).
  * @param {Handle} h
+ * @param {object | undefined} options
  * @returns {Promise<Read | typeof OK | typeof GARBAGE | Failed>}
  */
-export function storeRead(h) {
+export function storeRead(h, options) {
   return bounded(h, async () => {
     const keys = await h.keys;
-    const raw = await h.store.get(keys.name);
+    const name = keys.name;
+    const raw = options
+      ? await coordinator(h, name).token({ v: 1, name, have: h.last ? h.last.raw : null, options })
+      : await h.store.get(name);
     if (raw === null || raw === undefined) return OK;
     if (typeof raw !== "string") return ERROR;
     const e = await decrypt(keys, raw);
@@ -176,6 +216,8 @@ export function storeLease(h, ownerHi, ownerLo, ttlMs) {
  */
 export function storeWrite(h, token, scope, issuedAt, expiresAt, stampHi, stampLo) {
   return inOrder(h, async (keys) => {
+    // A coordinator makes its own tokens: this manager's (a fallback's) stay in its memory.
+    if (isCoordinator(h.store)) return;
     /** @type {Entry} */
     const entry = { t: token, s: scope, i: issuedAt, e: expiresAt, n: hex16(stampHi, stampLo) };
     const value = await encrypt(keys, JSON.stringify(entry));
@@ -204,7 +246,9 @@ export function storeRelease(h, ownerHi, ownerLo) {
 export function storeDelete(h, stampHi, stampLo) {
   return inOrder(h, async (keys) => {
     const last = h.last;
-    if (last && last.stamp === hex16(stampHi, stampLo)) await deleteIfEquals(h.store, keys.name, last.raw);
+    if (!last || last.stamp !== hex16(stampHi, stampLo)) return;
+    if (isCoordinator(h.store)) await coordinator(h, keys.name).forget(keys.name, last.raw);
+    else await deleteIfEquals(h.store, keys.name, last.raw);
   });
 }
 

@@ -18,9 +18,15 @@ extern "C" {
         timeout_ms: f64,
     ) -> JsValue;
 
+    /// Whether `store` is a coordinator (`durableObjectStore`): it makes the token requests
+    /// itself, and a read sends it the resolved options.
+    #[wasm_bindgen(js_name = isCoordinator)]
+    pub fn is_coordinator(store: &JsValue) -> bool;
+
     /// Reads the entry: `[token, scope, issuedAt, expiresAt, stamp's halves]`, or a code.
+    /// `options`: a coordinator's (see `Config::coordinator_options`), else `undefined`.
     #[wasm_bindgen(js_name = storeRead)]
-    pub fn read(handle: &JsValue) -> Promise;
+    pub fn read(handle: &JsValue, options: &JsValue) -> Promise;
 
     /// Tries the lease: a code (acquired, held, unsupported, or a failure).
     #[wasm_bindgen(js_name = storeLease)]

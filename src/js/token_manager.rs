@@ -98,6 +98,8 @@ pub struct Config {
     store: Option<JsValue>,
     /// The `storeKey` option: the store's key material instead of the secret.
     store_key: Option<Secret>,
+    /// Whether `store` is a `durableObjectStore` (a coordinator that makes the token requests).
+    coordinator: bool,
     fleet: FleetPolicy,
     /// How long a waiter gives a shared flight before deciding it was lost.
     watchdog_ms: u64,
@@ -106,8 +108,12 @@ pub struct Config {
 /// The shortest `storeKey`: a key for AES-256 needs about that much entropy in its text.
 const MIN_STORE_KEY_CHARS: usize = 32;
 
-/// Reads `store`, `storeKey`, `storeTimeoutMs` and `leaseTtlMs`.
-fn store_options(o: &Options) -> Result<(Option<JsValue>, Option<String>, FleetPolicy), Error> {
+/// Reads `store`, `storeKey`, `storeTimeoutMs` and `leaseTtlMs`. A coordinator store's default
+/// timeout covers a token request the coordinator makes (`timeout_ms`) plus a second.
+fn store_options(
+    o: &Options,
+    timeout_ms: u64,
+) -> Result<(Option<JsValue>, Option<String>, FleetPolicy), Error> {
     let v = o.get("store");
     let store = if v.is_undefined() || v.is_null() {
         None
@@ -137,7 +143,11 @@ fn store_options(o: &Options) -> Result<(Option<JsValue>, Option<String>, FleetP
         }
     }
     let defaults = FleetPolicy::default();
-    let store_timeout_ms = o.millis("storeTimeoutMs", 1, 60_000, defaults.store_timeout_ms)?;
+    let default_timeout = match &store {
+        Some(s) if store::is_coordinator(s) => timeout_ms.saturating_add(1_000),
+        _ => defaults.store_timeout_ms,
+    };
+    let store_timeout_ms = o.millis("storeTimeoutMs", 1, 60_000, default_timeout)?;
     let lease_ttl_ms = o.millis("leaseTtlMs", 1_000, 120_000, defaults.lease_ttl_ms)?;
     let policy = FleetPolicy {
         store_timeout_ms,
@@ -217,7 +227,7 @@ impl Config {
             ..defaults
         };
         let timeout_ms = o.timeout_ms()?;
-        let (store, store_key, fleet) = store_options(o)?;
+        let (store, store_key, fleet) = store_options(o, timeout_ms)?;
         // With a store an acquisition may take up to two lease TTLs and a few store timeouts
         // before its token request.
         let store_ms = if store.is_some() {
@@ -259,6 +269,7 @@ impl Config {
             auto_refresh: o.boolean("autoRefresh")?.unwrap_or(true),
             allow_insecure_http,
             on_event: o.function("onEvent")?,
+            coordinator: store.as_ref().is_some_and(store::is_coordinator),
             store,
             store_key: store_key.map(Secret::new),
             fleet,
@@ -308,6 +319,52 @@ impl Config {
                 " }"
             },
         ])
+    }
+
+    /// What a coordinator (`durableObjectStore`) needs to make this configuration's token
+    /// requests itself: the resolved options, secret included (the coordinator keeps them in
+    /// memory only). Built for each read, so the secret is not held in JavaScript in between;
+    /// `undefined` for any other store.
+    fn coordinator_options(&self) -> JsValue {
+        if !self.coordinator {
+            return JsValue::UNDEFINED;
+        }
+        let o = Object::new();
+        let text = |k: &str, v: &str| set(&o, k, &JsValue::from_str(v));
+        let number = |k: &str, v: f64| set(&o, k, &JsValue::from(v));
+        text("tokenUrl", &self.token_url);
+        text("clientId", &self.client_id);
+        text("clientSecret", self.secret.expose());
+        if let Some(key) = &self.store_key {
+            text("storeKey", key.expose());
+        }
+        set(&o, "scope", &strings(&self.scope));
+        text(
+            "authMethod",
+            match self.auth_method {
+                AuthMethod::ClientSecretPost => "client_secret_post",
+                AuthMethod::ClientSecretBasic => "client_secret_basic",
+            },
+        );
+        let params = Object::new();
+        for (k, v) in &self.extra_params {
+            set(&params, k, &JsValue::from_str(v));
+        }
+        set(&o, "extraParams", &params);
+        number("timeoutMs", self.timeout_ms as f64);
+        let p = &self.policy;
+        number("refreshAheadSeconds", p.refresh_ahead_ms as f64 / 1000.0);
+        number("expiryMarginSeconds", p.expiry_margin_ms as f64 / 1000.0);
+        number(
+            "defaultLifetimeSeconds",
+            p.default_lifetime_ms as f64 / 1000.0,
+        );
+        set(
+            &o,
+            "allowInsecureHttp",
+            &JsValue::from_bool(self.allow_insecure_http),
+        );
+        o.into()
     }
 
     /// The redacted JSON form.
@@ -525,6 +582,16 @@ impl Inner {
         support::call_safely(f, &e);
     }
 
+    /// What a token from the store is said to come from: `"coordinator"` for a
+    /// `durableObjectStore`, else `"store"`.
+    fn store_source(&self) -> &'static str {
+        if self.cfg.coordinator {
+            "coordinator"
+        } else {
+            "store"
+        }
+    }
+
     /// The onEvent form of a core event (none carries a token, a secret or an entry name).
     fn emit_event(&self, event: Event) {
         let text = |s: &str| JsValue::from_str(s);
@@ -535,7 +602,7 @@ impl Inner {
                 expires_at,
             } => {
                 extra.push(("expiresAt", JsValue::from(expires_at as f64)));
-                extra.push(("source", text("store")));
+                extra.push(("source", text(self.store_source())));
                 "token_acquired"
             }
             // The edge says it itself when the request's answer arrives (fetch_token).
@@ -823,7 +890,7 @@ impl Inner {
     async fn store_op(self: &Rc<Self>, action: Action) {
         let Some(h) = &self.store else { return };
         let p = match &action {
-            Action::ReadStore { .. } => store::read(h),
+            Action::ReadStore { .. } => store::read(h, &self.cfg.coordinator_options()),
             Action::TryLease { owner, ttl_ms, .. } => {
                 let (hi, lo) = halves(*owner);
                 store::lease(h, hi, lo, *ttl_ms as f64)
@@ -1098,8 +1165,11 @@ impl Inner {
         if let Some(at) = s.retry_at {
             set(&o, "retryAt", &JsValue::from(at as f64));
         }
+        if let Some(at) = self.fleet.borrow().cache().next_wakeup(now_ms()) {
+            set(&o, "refreshAt", &JsValue::from(at as f64));
+        }
         let source = match fs.token_source {
-            Some(Source::Store) => Some("store"),
+            Some(Source::Store) => Some(self.store_source()),
             Some(Source::Endpoint) => Some("endpoint"),
             _ => None,
         };

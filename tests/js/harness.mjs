@@ -74,7 +74,8 @@ export const WORKER_BUILD = {
   platform: "neutral",
   conditions: ["workerd", "worker", "browser"],
   mainFields: ["module", "main"],
-  external: ["*.wasm"],
+  // cloudflare:workers (TokenCoordinator's DurableObject) is the platform's, as wrangler leaves it.
+  external: ["*.wasm", "cloudflare:*"],
   logLevel: "silent",
   metafile: true,
 };
