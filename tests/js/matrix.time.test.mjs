@@ -207,4 +207,32 @@ describe("fault matrix: time", { timeout: 60_000 }, () => {
     assert.notEqual(t2.accessToken, t1.accessToken);
     assert.equal(tokenRequests(), 3);
   });
+
+  rec.it("status.refreshAt: the token's refresh point, the retry time while backing off, none while a request is in flight or after invalid_client", async () => {
+    sb.control.setLifetime(86_400);
+    const m = manager({ refreshAheadSeconds: 3600 });
+    const t1 = await m.tm.getToken();
+    const E = t1.expiresAt;
+    const s = m.tm.status;
+    // withFixedRandom(0.5): the jitter is half of 5 % of the 3600 s window, earlier.
+    assert.ok(s.refreshAt <= E - 3600_000 && s.refreshAt >= E - 3600_000 - 180_000, `refreshAt ${E - s.refreshAt} ms before expiry`);
+    clock.freeze(s.refreshAt - 1);
+    await m.tm.getToken();
+    assert.equal(tokenRequests(), 1, "nothing is due before refreshAt");
+    sb.control.addFault({ target: "token", status: 500, count: 1, body: "", delayMs: 300 });
+    clock.freeze(s.refreshAt);
+    assert.equal((await m.tm.getToken()).accessToken, t1.accessToken);
+    assert.equal(m.tm.status.state, "refreshing");
+    assert.equal(m.tm.status.refreshAt, undefined, "none while the request is in flight");
+    await eventually(() => failures(m).length === 1, "the background failure");
+    const b = m.tm.status;
+    assert.ok(b.retryAt > Date.now());
+    assert.equal(b.refreshAt, b.retryAt, "backing off: the retry time");
+    sb.control.addFault({ target: "token", status: 401, headers: { "WWW-Authenticate": 'Basic realm="qbank"' }, body: JSON.stringify({ error: "invalid_client" }) });
+    clock.freeze(b.retryAt);
+    assert.equal((await m.tm.getToken()).accessToken, t1.accessToken);
+    await eventually(() => failures(m).length === 2, "the background invalid_client");
+    assert.equal(m.tm.status.state, "valid");
+    assert.equal(m.tm.status.refreshAt, undefined, "after invalid_client nothing is scheduled");
+  });
 });
