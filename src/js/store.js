@@ -18,7 +18,11 @@
 // differently: the read sends the object the manager's resolved options and the value this
 // manager last read (`have`), and the object answers with the same encrypted value, made by its
 // own manager's store driver over its storage (so the isolate decrypts it as any entry). Writes
-// are not sent (the object makes its own tokens); the 401 compare-and-delete is its `forget`.
+// are not sent (the object makes its own tokens); the 401 compare-and-delete is its `forget`,
+// and a read waits for the forgets before it. Its lease is always ACQUIRED: the object is the
+// fleet's single flight, and the core then reads once more before asking the endpoint itself,
+// so after a 401 that second read gets the object's new token (one token request for every
+// isolate), and when the object has none or only the token in memory, the isolate asks itself.
 //
 // Type-checked by `tsc -p tsconfig.checkjs.json` (make lint), like support.js.
 
@@ -172,9 +176,11 @@ export function storeRead(h, options) {
   return bounded(h, async () => {
     const keys = await h.keys;
     const name = keys.name;
-    const raw = options
-      ? await coordinator(h, name).token({ v: 1, name, have: h.last ? h.last.raw : null, options })
-      : await h.store.get(name);
+    let raw;
+    if (options) {
+      await h.tail;
+      raw = await coordinator(h, name).token({ v: 1, name, have: h.last ? h.last.raw : null, options });
+    } else raw = await h.store.get(name);
     if (raw === null || raw === undefined) return OK;
     if (typeof raw !== "string") return ERROR;
     const e = await decrypt(keys, raw);
@@ -194,6 +200,7 @@ export function storeRead(h, options) {
  */
 export function storeLease(h, ownerHi, ownerLo, ttlMs) {
   const store = h.store;
+  if (isCoordinator(store)) return Promise.resolve(ACQUIRED);
   if (typeof store.setIfAbsent !== "function") return Promise.resolve(UNSUPPORTED);
   const setIfAbsent = store.setIfAbsent;
   return bounded(h, async () => {

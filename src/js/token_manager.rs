@@ -607,6 +607,8 @@ impl Inner {
             }
             // The edge says it itself when the request's answer arrives (fetch_token).
             Event::TokenObtained { .. } => return,
+            // A coordinator's "lease" is the object itself (store.js): nothing to say.
+            Event::LeaseTaken if self.cfg.coordinator => return,
             Event::LeaseTaken => "lease_taken",
             Event::LeaseBusy => "lease_busy",
             Event::LeaseLost => "lease_lost",
@@ -1180,7 +1182,9 @@ impl Inner {
             set(&o, "storeTokens", &count(fs.store_tokens));
             set(&o, "storeReads", &count(fs.store_reads));
             set(&o, "storeFailures", &count(fs.store_failures));
-            set(&o, "leasesTaken", &count(fs.leases_taken));
+            if !self.cfg.coordinator {
+                set(&o, "leasesTaken", &count(fs.leases_taken));
+            }
         }
         o
     }
