@@ -59,6 +59,8 @@ import { expiring, hasMethods, unexpired, wholeMs } from "./adapters.js";
  * @property {(() => void)[]} waiters for those writes
  * @property {Promise<void> | undefined} refreshing
  * @property {number | undefined} alarmAt
+ * @property {number} gotAt when the manager last got a token (epoch ms)
+ * @property {number} answeredAt when an isolate was last answered (epoch ms)
  *
  * @typedef {object} Coord a TokenCoordinator, as the functions below use it
  * @property {State} state
@@ -139,6 +141,7 @@ export function tokenCoordinator(DurableObject, TokenManager) {
       // The isolate is past its refresh point with this very token: it gets the next one.
       if (s.raw !== null && s.raw === have) await refresh(s);
       await arm(this, s);
+      s.answeredAt = Date.now();
       return s.raw;
     }
 
@@ -171,12 +174,18 @@ export function tokenCoordinator(DurableObject, TokenManager) {
       };
     }
 
-    /** Refreshes ahead of every isolate; an object evicted since (no options, no secret) waits for the next call. */
+    /**
+     * Refreshes ahead of every isolate. Not for nobody: a token no isolate asked for since the
+     * last one came is not renewed (the next call gets the still-valid token, or waits for a new
+     * one), so an idle Worker does not keep asking the bank. An object evicted since (no
+     * options, no secret) waits for the next call.
+     */
     async alarm() {
       this.alarms++;
       const s = this.slot;
       if (!s) return;
       s.alarmAt = undefined;
+      if (s.answeredAt < s.gotAt) return;
       await refresh(s);
       await arm(this, s);
     }
@@ -199,7 +208,7 @@ function use(self, TokenManager, name, options) {
   const same = JSON.stringify(picked);
   if (old && old.same === same) return old;
   /** @type {Slot} */
-  const s = { name, same, tm: /** @type {any} */ (undefined), raw: old ? old.raw : null, acquired: 0, stored: 0, waiters: [], refreshing: undefined, alarmAt: undefined };
+  const s = { name, same, tm: /** @type {any} */ (undefined), raw: old ? old.raw : null, acquired: 0, stored: 0, waiters: [], refreshing: undefined, alarmAt: undefined, gotAt: 0, answeredAt: 0 };
   const storage = self.state.storage;
   // The manager's store: this object's storage, under the entry's name only.
   const store = {
@@ -236,8 +245,10 @@ function use(self, TokenManager, name, options) {
       autoRefresh: false,
       waitUntil: (/** @type {Promise<unknown>} */ p) => self.state.waitUntil(p),
       onEvent: (/** @type {{ type: string, source?: string, step?: string }} */ e) => {
-        if (e.type === "token_acquired" && e.source === "endpoint") s.acquired++;
-        else if (e.type === "store_failed" && e.step === "write") wrote(s);
+        if (e.type === "token_acquired") {
+          s.gotAt = Date.now();
+          if (e.source === "endpoint") s.acquired++;
+        } else if (e.type === "store_failed" && e.step === "write") wrote(s);
       },
     });
   } catch {
