@@ -152,6 +152,7 @@ fn store_options(
     let policy = FleetPolicy {
         store_timeout_ms,
         lease_ttl_ms,
+        coordinated: store.as_ref().is_some_and(store::is_coordinator),
         ..defaults
     };
     Ok((store, store_key, policy))
@@ -269,7 +270,7 @@ impl Config {
             auto_refresh: o.boolean("autoRefresh")?.unwrap_or(true),
             allow_insecure_http,
             on_event: o.function("onEvent")?,
-            coordinator: store.as_ref().is_some_and(store::is_coordinator),
+            coordinator: fleet.coordinated,
             store,
             store_key: store_key.map(Secret::new),
             fleet,

@@ -341,6 +341,28 @@ impl TokenCache {
         true
     }
 
+    /// Ends the request started for `flight` without sending it, and moves the current token's
+    /// next background refresh to `now + delay_ms` (no later than its wait point): for a fleet
+    /// whose coordinator had no newer token (it is refreshing, or backing off), so that this
+    /// instance keeps its token and asks again later instead of asking the token endpoint
+    /// itself. Returns the token for the flight's waiters; `None` (nothing changes) when
+    /// `flight` is not the one in flight or no token is usable (before its wait point).
+    pub fn postpone(
+        &mut self,
+        flight: FlightId,
+        now: Millis,
+        delay_ms: u64,
+    ) -> Option<CachedToken> {
+        self.observe(now);
+        if !matches!(self.flight, Some(f) if f.id == flight) {
+            return None;
+        }
+        let current = self.current.as_mut().filter(|c| now < c.wait_at)?;
+        current.refresh_at = now.saturating_add(delay_ms).min(current.wait_at);
+        self.flight = None;
+        Some(current.token.clone())
+    }
+
     /// Drops the cached token if (and only if) it is `token`, or whatever is cached when `None`.
     /// A late 401 for an older token must not drop a newer one. Returns whether something was
     /// dropped.

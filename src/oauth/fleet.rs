@@ -74,6 +74,17 @@
 //! [`LeaseAnswer::Unsupported`] and the fleet is then a shared cache with single flight inside
 //! each instance.
 //!
+//! # A coordinator
+//!
+//! With [`FleetPolicy::coordinated`] the store is a coordinator that makes the token requests
+//! itself (a Durable Object): its read answers with the coordinator's current token, its lease
+//! is always granted (the coordinator is the single flight), and an instance whose token is
+//! still usable (before its wait point) and that finds nothing newer there keeps its token and
+//! asks again after the cache policy's backoff ([`TokenCache::postpone`]) instead of asking the
+//! token endpoint: while the coordinator refreshes or backs off (its `Retry-After` included),
+//! the fleet waits with it. Only a token at its wait point, a 401, or a coordinator that fails
+//! or cannot be reached sends the instance to the endpoint itself.
+//!
 //! # What the edge does for each action
 //!
 //! After every call into the [`Fleet`] the edge drains [`Fleet::poll_action`] and performs, in
@@ -133,6 +144,12 @@ pub struct FleetPolicy {
     pub store_poll_base_ms: u64,
     /// The longest delay between those reads. Default 2 s.
     pub store_poll_cap_ms: u64,
+    /// The store is a coordinator that makes the token requests itself (a Durable Object): an
+    /// instance whose token is still usable and that finds nothing newer there keeps its token
+    /// and asks the coordinator again after a backoff ([`TokenCache::postpone`]), rather than
+    /// the token endpoint: the coordinator's own backoff and `Retry-After` hold for the whole
+    /// fleet. Default false.
+    pub coordinated: bool,
 }
 
 impl Default for FleetPolicy {
@@ -142,6 +159,7 @@ impl Default for FleetPolicy {
             store_timeout_ms: 1_000,
             store_poll_base_ms: 100,
             store_poll_cap_ms: 2_000,
+            coordinated: false,
         }
     }
 }
@@ -418,6 +436,8 @@ pub struct Fleet {
     store_reads: u64,
     store_failures: u64,
     leases_taken: u64,
+    /// Acquisitions postponed in a row ([`FleetPolicy::coordinated`]) and the last delay.
+    postponed: (u32, u64),
 }
 
 impl Fleet {
@@ -441,6 +461,7 @@ impl Fleet {
             store_reads: 0,
             store_failures: 0,
             leases_taken: 0,
+            postponed: (0, 0),
         }
     }
 
@@ -643,6 +664,7 @@ impl Fleet {
                 .wait_at;
             if now < wait_at {
                 self.token_source = Some(Source::Endpoint);
+                self.postponed = (0, 0);
                 self.event(Event::TokenObtained {
                     source: Source::Endpoint,
                     expires_at: token.expires_at,
@@ -851,6 +873,9 @@ impl Fleet {
 
     /// Nothing usable in the store: fetch if this instance holds the lease, else try to take it.
     fn after_miss(&mut self, now: Millis) {
+        if self.policy.coordinated && self.postpone(now) {
+            return;
+        }
         if self.op.as_ref().is_some_and(|op| op.lease_at.is_some()) {
             self.fetch();
         } else {
@@ -917,6 +942,7 @@ impl Fleet {
         };
         self.store_tokens = self.store_tokens.saturating_add(1);
         self.token_source = Some(Source::Store);
+        self.postponed = (0, 0);
         self.event(Event::TokenObtained {
             source: Source::Store,
             expires_at: token.expires_at,
@@ -966,6 +992,36 @@ impl Fleet {
             self.actions
                 .push(Action::ReleaseLease { owner: self.owner });
         }
+    }
+
+    /// [`FleetPolicy::coordinated`]: the coordinator had nothing newer and the token in memory is
+    /// still usable: keep it, and ask again after the cache policy's backoff (growing while the
+    /// coordinator stays behind). Not after a 401 (that token is refused), nor once the lease
+    /// step ran (the instance is then fetching for itself).
+    fn postpone(&mut self, now: Millis) -> bool {
+        let Some(op) = self
+            .op
+            .take_if(|op| op.rejected.is_none() && op.lease_at.is_none())
+        else {
+            return false;
+        };
+        let (count, last) = self.postponed;
+        let count = count.saturating_add(1);
+        let delay = self
+            .cache
+            .policy()
+            .backoff_ms(count, last, self.rng.next_u64(), None);
+        let Some(token) = self.cache.postpone(op.flight, now, delay) else {
+            self.op = Some(op);
+            return false;
+        };
+        self.postponed = (count, delay);
+        let served = Served {
+            token,
+            source: Source::Memory,
+        };
+        self.resolve(op.flight, &op.also, Ok(served));
+        true
     }
 
     fn resolve(&mut self, flight: FlightId, also: &[FlightId], result: Result<Served, Error>) {

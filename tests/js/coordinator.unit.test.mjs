@@ -8,6 +8,8 @@
 // - the object's alarm lies ahead of every isolate's refresh point (expiresAt − 2·W), and a
 //   refresh there means an isolate at its own refresh point adopts the new token with no
 //   request of its own; an alarm after no isolate asked renews nothing;
+// - a refresh failing at the object (Retry-After) is invisible, and no isolate goes around it:
+//   each keeps its token and asks the object again later (the fleet core's postpone);
 // - a 401 across the isolates costs one new token request (the object's forget);
 // - the object failing in every way (throwing, rejecting, garbage, no token) leads to the
 //   isolate's own request, and no caller fails;
@@ -173,13 +175,14 @@ describe("TokenCoordinator on the host, simulated time", { timeout: 60_000 }, ()
     assert.equal((await object.status()).alarms, 3);
   });
 
-  test("a forced refresh under a failing endpoint keeps the still-valid token; the alarm then waits for the retry time", async () => {
+  test("a refresh failing at the object keeps the still-valid token; the object and every isolate wait out Retry-After", async () => {
     fresh();
     const ns = namespace();
     const a = manager(ns);
     const t1 = await a.getToken();
     const { object, state } = ns.only();
-    sb.control.addFault({ target: "token", status: 503, headers: { "Retry-After": "120" }, count: 1, body: "" });
+    // Retry-After beyond the isolates' own refresh points (about 300 s before expiry).
+    sb.control.addFault({ target: "token", status: 503, headers: { "Retry-After": "400" }, count: 1, body: "" });
     // An isolate asked since the token came (it did, above).
     clock.freeze(state.alarm);
     await object.alarm();
@@ -187,8 +190,28 @@ describe("TokenCoordinator on the host, simulated time", { timeout: 60_000 }, ()
     const st = await object.status();
     assert.equal(st.state, "valid", "the old token stays");
     assert.equal(st.consecutiveFailures, 1);
-    assert.ok(state.alarm >= Date.now() + 120_000, "the next alarm respects Retry-After");
+    assert.ok(state.alarm >= Date.now() + 400_000, "the next alarm respects Retry-After");
     assert.equal((await a.getToken()).accessToken, t1.accessToken);
+    // The isolates wait with the object: at their refresh points they keep the token and ask the
+    // object again later, never the endpoint, until the object has a new token.
+    const b = manager(ns);
+    assert.equal((await b.getToken()).accessToken, t1.accessToken, "a new isolate gets the object's token");
+    for (const m of [a, b]) {
+      clock.freeze(Math.max(Date.now(), m.status.refreshAt));
+      assert.equal((await m.getToken()).accessToken, t1.accessToken);
+      await eventually(() => m.status.state === "valid" && m.status.refreshAt > Date.now(), "postponed");
+    }
+    assert.equal(requests(), 2, "no isolate went around the object's Retry-After");
+    assert.equal(a.status.tokenRequests + b.status.tokenRequests, 0);
+    clock.freeze(state.alarm);
+    await object.alarm();
+    assert.equal(requests(), 3, "the object's retry, after Retry-After");
+    for (const m of [a, b]) {
+      clock.freeze(Math.max(Date.now(), m.status.refreshAt));
+      await m.getToken();
+      await eventually(() => m.status.expiresAt > t1.expiresAt, "the new token adopted");
+    }
+    assert.equal(requests(), 3);
   });
 
   test("a 401 across the isolates: one new token request, from the object", async () => {

@@ -1206,3 +1206,191 @@ fn close_while_waiting_for_another_holder_ends_the_wait_and_without_an_acquisiti
     assert_eq!(actions_of(&mut sim.instances[0].fleet), []);
     assert_eq!(sim.served.len(), 1, "instance 0's caller");
 }
+
+/// The actions `f` asks for now, oldest first.
+fn take_actions(f: &mut Fleet) -> Vec<Action> {
+    let mut out = Vec::new();
+    while let Some(a) = f.poll_action() {
+        out.push(a);
+    }
+    out
+}
+
+/// The ticket of the one read (or lease) among `actions`.
+fn ticket_of(actions: &[Action], lease: bool) -> Ticket {
+    let found = actions.iter().find_map(|a| match a {
+        Action::ReadStore { ticket } if !lease => Some(*ticket),
+        Action::TryLease { ticket, .. } if lease => Some(*ticket),
+        _ => None,
+    });
+    found.expect("the step asked for")
+}
+
+fn fetches(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::FetchToken { .. }))
+        .count()
+}
+
+fn coordinated_entry(token: &str, issued_at: Millis) -> StoredToken {
+    StoredToken {
+        access_token: Secret::new(token),
+        scope: None,
+        issued_at,
+        expires_at: issued_at + LIFETIME,
+        stamp: 42,
+    }
+}
+
+/// A coordinated instance: cold, it asks the coordinator, then (nothing there) the endpoint;
+/// with a token in memory it keeps it while the coordinator has nothing newer, asking again
+/// after a growing backoff, and asks the endpoint only at the token's wait point; a newer token
+/// from the coordinator is adopted and ends the backoff.
+#[test]
+fn a_coordinated_instance_keeps_its_token_while_the_coordinator_has_nothing_newer() {
+    let policy = FleetPolicy {
+        coordinated: true,
+        ..fleet_policy()
+    };
+    let mut f = Fleet::new(TokenCache::new(RefreshPolicy::default(), 3), policy, 7, 11);
+    // Cold: nothing to keep. Read, lease (the coordinator's is always granted), read, fetch.
+    let Answer::Wait(flight) = f.get_token(T0, false) else {
+        panic!("a cold instance waits")
+    };
+    let a = take_actions(&mut f);
+    f.store_read(ticket_of(&a, false), T0, StoreRead::NotFound);
+    let a = take_actions(&mut f);
+    f.lease_answer(ticket_of(&a, true), T0, LeaseAnswer::Acquired);
+    let a = take_actions(&mut f);
+    f.store_read(ticket_of(&a, false), T0, StoreRead::NotFound);
+    assert_eq!(fetches(&take_actions(&mut f)), 1);
+    let first = TokenResponse {
+        access_token: Secret::new("tok-1"),
+        scope: None,
+        expires_in_ms: Some(LIFETIME),
+        jwt_exp_ms: None,
+    };
+    assert!(f.token_answer(flight, T0 + 100, Ok(first)).is_ok());
+    let _ = take_actions(&mut f);
+    let same = coordinated_entry("tok-1", T0);
+
+    // At its refresh point the coordinator has nothing newer: postponed, again and again.
+    let mut now = f.next_wakeup(T0 + 100).expect("a refresh is scheduled");
+    let wait_at = T0 + LIFETIME - 30 * S;
+    let mut delays = Vec::new();
+    while now < wait_at {
+        let Answer::Ready(served) = f.get_token(now, false) else {
+            panic!("the caller is served at once")
+        };
+        assert_eq!(served.token.access_token.expose(), "tok-1");
+        let a = take_actions(&mut f);
+        f.store_read(ticket_of(&a, false), now, StoreRead::Found(same.clone()));
+        let a = take_actions(&mut f);
+        assert_eq!(fetches(&a), 0, "postponed, not fetched");
+        assert!(!a.iter().any(|a| matches!(a, Action::TryLease { .. })));
+        assert!(f.acquiring().is_none(), "the acquisition ended");
+        let next = f.next_wakeup(now).expect("asked again later");
+        delays.push(next - now);
+        now = next;
+    }
+    let base = RefreshPolicy::default().backoff_base_ms;
+    assert!(delays.len() >= 3, "{delays:?}");
+    assert!(delays.iter().all(|&d| d >= base), "{delays:?}");
+    assert!(
+        delays.iter().max() > delays.first(),
+        "the backoff grows: {delays:?}"
+    );
+    assert_eq!(f.status(now).endpoint_requests, 1);
+
+    // At the wait point there is nothing left to keep: the instance asks for itself.
+    let Answer::Wait(_) = f.get_token(wait_at, false) else {
+        panic!("past the wait point callers wait")
+    };
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        wait_at,
+        StoreRead::Found(same.clone()),
+    );
+    let a = take_actions(&mut f);
+    f.lease_answer(ticket_of(&a, true), wait_at, LeaseAnswer::Acquired);
+    let a = take_actions(&mut f);
+    f.store_read(ticket_of(&a, false), wait_at, StoreRead::Found(same));
+    assert_eq!(fetches(&take_actions(&mut f)), 1, "the fallback");
+}
+
+#[test]
+fn a_coordinated_instance_adopts_the_coordinator_s_newer_token_and_a_401_is_never_postponed() {
+    let policy = FleetPolicy {
+        coordinated: true,
+        ..fleet_policy()
+    };
+    let mut f = Fleet::new(TokenCache::new(RefreshPolicy::default(), 5), policy, 7, 13);
+    let Answer::Wait(_) = f.get_token(T0, false) else {
+        panic!()
+    };
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        T0,
+        StoreRead::Found(coordinated_entry("tok-1", T0)),
+    );
+    let _ = take_actions(&mut f);
+    let refresh = f.next_wakeup(T0).expect("scheduled");
+    // Nothing newer once: postponed.
+    let _ = f.get_token(refresh, false);
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        refresh,
+        StoreRead::Found(coordinated_entry("tok-1", T0)),
+    );
+    let _ = take_actions(&mut f);
+    let retry = f.next_wakeup(refresh).expect("asked again later");
+    // Then the coordinator's new token: adopted, the next refresh is the new token's own.
+    let _ = f.get_token(retry, false);
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        retry,
+        StoreRead::Found(coordinated_entry("tok-2", retry - 500)),
+    );
+    let _ = take_actions(&mut f);
+    let Answer::Ready(served) = f.get_token(retry + 1, false) else {
+        panic!()
+    };
+    assert_eq!(served.token.access_token.expose(), "tok-2");
+    assert!(
+        f.next_wakeup(retry + 1) > Some(T0 + LIFETIME),
+        "the new token's schedule"
+    );
+    assert_eq!(f.status(retry).endpoint_requests, 0);
+    // A 401 for tok-2: never kept. Read (the rejected entry is deleted), lease, read again.
+    let Answer::Wait(_) = f.after_unauthorized(retry + 2, "tok-2") else {
+        panic!("the refused token is not served")
+    };
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        retry + 2,
+        StoreRead::Found(coordinated_entry("tok-2", retry - 500)),
+    );
+    let a = take_actions(&mut f);
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::DeleteIfStamp { stamp: 42 })));
+    f.lease_answer(ticket_of(&a, true), retry + 2, LeaseAnswer::Acquired);
+    let a = take_actions(&mut f);
+    f.store_read(
+        ticket_of(&a, false),
+        retry + 3,
+        StoreRead::Found(coordinated_entry("tok-3", retry + 2)),
+    );
+    let a = take_actions(&mut f);
+    assert_eq!(fetches(&a), 0);
+    let Answer::Ready(served) = f.get_token(retry + 4, false) else {
+        panic!()
+    };
+    assert_eq!(served.token.access_token.expose(), "tok-3");
+}
