@@ -54,14 +54,26 @@ export function buildWorker({ log = () => {} } = {}) {
   return { dir: DIST, main: "index.js", wasm, output };
 }
 
-/** compatibility_date, compatibility_flags and [vars] from worker-example/wrangler.toml (the subset it uses). */
-export function wranglerConfig() {
-  const text = readFileSync(join(EXAMPLE, "wrangler.toml"), "utf8");
-  const out = { compatibilityDate: undefined, compatibilityFlags: [], vars: {} };
+/**
+ * compatibility_date, compatibility_flags, [vars], the Durable Object bindings
+ * (`[[durable_objects.bindings]]`: { name, class_name }) and the migrations (`[[migrations]]`)
+ * from worker-example/wrangler.toml (the subset it uses).
+ */
+export function wranglerConfig(text = readFileSync(join(EXAMPLE, "wrangler.toml"), "utf8")) {
+  const out = { compatibilityDate: undefined, compatibilityFlags: [], vars: {}, durableObjects: [], migrations: [] };
+  const tables = { "durable_objects.bindings": out.durableObjects, migrations: out.migrations };
   let section = "";
+  let entry;
   for (const raw of text.split("\n")) {
     const line = raw.replace(/\s+#.*$/, "").trim();
     if (line === "" || line.startsWith("#")) continue;
+    const array = /^\[\[([^\]]+)\]\]$/.exec(line);
+    if (array) {
+      section = array[1];
+      entry = {};
+      tables[section]?.push(entry);
+      continue;
+    }
     const s = /^\[([^\]]+)\]$/.exec(line);
     if (s) {
       section = s[1];
@@ -73,8 +85,26 @@ export function wranglerConfig() {
     if (section === "" && kv[1] === "compatibility_date") out.compatibilityDate = value;
     else if (section === "" && kv[1] === "compatibility_flags") out.compatibilityFlags = value;
     else if (section === "vars") out.vars[kv[1]] = value;
+    else if (section in tables) entry[kv[1]] = value;
   }
   return out;
+}
+
+/**
+ * wrangler.toml's Durable Object bindings as workerd config: a binding per `[[durable_objects.bindings]]`,
+ * the namespaces this Worker defines (SQLite-backed when a migration names the class in
+ * `new_sqlite_classes`, as on Cloudflare) and in-memory storage (each run starts empty).
+ * Returns { extraBindings, workerFields } for writeWorkerdConfig.
+ */
+export function durableObjectConfig(cfg) {
+  if (cfg.durableObjects.length === 0) return { extraBindings: [], workerFields: [] };
+  const sqlite = new Set(cfg.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
+  const classes = [...new Set(cfg.durableObjects.map((b) => b.class_name))];
+  const namespaces = classes.map((c) => `(className = ${JSON.stringify(c)}, uniqueKey = ${JSON.stringify(`qbank-connect-example-${c}`)}, enableSql = ${sqlite.has(c)})`);
+  return {
+    extraBindings: cfg.durableObjects.map((b) => `(name = ${JSON.stringify(b.name)}, durableObjectNamespace = ${JSON.stringify(b.class_name)})`),
+    workerFields: [`durableObjectNamespaces = [ ${namespaces.join(", ")} ]`, "durableObjectStorage = (inMemory = void)"],
+  };
 }
 
 // Loaded before the bundle when `guard` is set: compiling wasm from bytes throws, as it does on
@@ -122,13 +152,15 @@ worker.fetch = (request, env, ctx) =>
 
 /**
  * Runs worker-example/dist (the wrangler bundle, unchanged) in a real workerd process on
- * loopback, with wrangler.toml's compatibility date and [vars], plus `bindings` (text bindings,
- * which is what Worker secrets are). With `guard`, compiling wasm from bytes throws; with
+ * loopback, with wrangler.toml's compatibility date, [vars] and Durable Object bindings (the
+ * token coordinator, QBANK_TOKENS), plus `bindings` (text bindings, which is what Worker secrets
+ * are). With `coordinator: false` the Durable Object binding is left out: the Worker as deployed
+ * without it (each isolate keeps its own token). With `guard`, compiling wasm from bytes throws; with
  * `endEarly`, a test header ends a request early (see END_EARLY); `verbose` shows the Worker's
  * console in log(). Returns
  * { url, log(), stop() }.
  */
-export async function startWorkerdExample({ name = "worker", bindings = {}, guard = false, endEarly = false, dropWaitUntil = false, verbose = !!process.env.WORKERD_VERBOSE, port, dist = DIST } = {}) {
+export async function startWorkerdExample({ name = "worker", bindings = {}, coordinator = true, guard = false, endEarly = false, dropWaitUntil = false, verbose = !!process.env.WORKERD_VERBOSE, port, dist = DIST } = {}) {
   const cfg = wranglerConfig();
   const dir = join(RUNS, name);
   rmSync(dir, { recursive: true, force: true });
@@ -147,7 +179,8 @@ export async function startWorkerdExample({ name = "worker", bindings = {}, guar
       writeFileSync(join(dir, "guard.js"), GUARD);
       lines.push(`import "./guard.js";`);
     }
-    lines.push(`import worker from "./index.js";`);
+    // The bundle's named exports (the Durable Object class) must be the main module's too.
+    lines.push(`import worker from "./index.js";`, `export * from "./index.js";`);
     if (dropWaitUntil) lines.push(DROP_WAIT_UNTIL);
     lines.push(endEarly ? END_EARLY : "export default worker;");
     writeFileSync(join(dir, "test-main.js"), lines.join("\n") + "\n");
@@ -162,6 +195,7 @@ export async function startWorkerdExample({ name = "worker", bindings = {}, guar
     port,
     modules,
     bindings: { ...cfg.vars, ...bindings },
+    ...(coordinator ? durableObjectConfig(cfg) : {}),
     compatibilityDate: cfg.compatibilityDate,
     compatibilityFlags: cfg.compatibilityFlags,
   });

@@ -102,10 +102,13 @@ export function wasmAsModules(dir, wasmPath) {
 /**
  * Writes dir/config.capnp: a "main" Worker of `modules` (the first is its main module) with
  * `bindings` as text bindings (which is what Worker secrets are), served on 127.0.0.1:port, its
- * outbound fetches going to the network through an "internet" service.
+ * outbound fetches going to the network through an "internet" service. `extraBindings` are more
+ * binding entries and `workerFields` more fields of the Worker, both as capnp text (e.g. a
+ * Durable Object namespace and its storage).
  */
-export function writeWorkerdConfig(dir, { port, modules, bindings = {}, compatibilityDate = "2025-01-01", compatibilityFlags = [] }) {
+export function writeWorkerdConfig(dir, { port, modules, bindings = {}, extraBindings = [], workerFields = [], compatibilityDate = "2025-01-01", compatibilityFlags = [] }) {
   const bindingLines = Object.entries(bindings).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`);
+  bindingLines.push(...extraBindings);
   writeFileSync(
     join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -121,7 +124,7 @@ const mainWorker :Workerd.Worker = (
   bindings = [ ${bindingLines.join(",\n    ")} ],
   compatibilityDate = ${JSON.stringify(compatibilityDate)},
   compatibilityFlags = ${JSON.stringify(compatibilityFlags)},
-  globalOutbound = "internet",
+  globalOutbound = "internet",${workerFields.map((f) => `\n  ${f},`).join("")}
 );
 `,
   );
