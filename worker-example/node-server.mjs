@@ -63,6 +63,10 @@ function tokenState() {
     state: s.state,
     expiresInSeconds: s.expiresAt === undefined ? null : Math.max(0, Math.round((s.expiresAt - Date.now()) / 1000)),
     tokenRequests: s.tokenRequests,
+    // Where the token in memory came from ("endpoint": this process's own token request); where
+    // tokens are kept: this process's memory (the Worker's coordinator is Workers-only).
+    source: s.tokenSource ?? null,
+    cache: "memory",
   };
 }
 
@@ -114,7 +118,9 @@ ${body}
 <dl>
   <dt>Token</dt><dd id="token-state">${h(token.state)}</dd>
   <dt>Expires in</dt><dd id="token-expires">${h(expires)}</dd>
-  <dt>Token requests so far</dt><dd id="token-requests">${h(token.tokenRequests)}</dd>
+  <dt>Token from</dt><dd id="token-source">${h(token.source ?? "no token yet")}</dd>
+  <dt>Token requests from here</dt><dd id="token-requests">${h(token.tokenRequests)}</dd>
+  <dt>Token cache</dt><dd id="token-cache">memory: this isolate or process only</dd>
 </dl>
 </section>
 <p><small>Served by ${h(runtime)} with qbank-connect ${h(version())}. The client secret and the access token never leave the server.</small></p>

@@ -1,6 +1,9 @@
 // `make demo`: start the local QBank sandbox, run worker-example's Worker (the bundle wrangler
 // built in worker-example/dist) in a real workerd process, fetch a balance through it, print it,
-// and stop everything.
+// and stop everything. It says where the token came from: "coordinator" (the Durable Object
+// bound as QBANK_TOKENS in wrangler.toml, which made the token request), or with
+// `--no-coordinator` (the Worker without that binding) "endpoint" (the isolate's own token
+// request, kept in its memory).
 //
 // `make serve` (`node tests/js/demo.mjs --serve`): the same, then keeps the sandbox and the
 // Worker running and says where to open the page, until Ctrl-C. Ports: SANDBOX_PORT (default
@@ -11,8 +14,10 @@ import { DIST, buildWorker, sandboxSettings, startWorkerdExample } from "./examp
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
+const SOURCES = { coordinator: "the coordinator", endpoint: "the endpoint (this isolate's own token request)", store: "the store" };
 const client = DEFAULT_CLIENTS[0];
 const serve = process.argv.includes("--serve");
+const coordinator = !process.argv.includes("--no-coordinator");
 
 if (!existsSync(join(DIST, "index.js"))) buildWorker({ log: (s) => console.log(s) });
 
@@ -28,6 +33,7 @@ try {
   worker = await startWorkerdExample({
     name: serve ? "serve" : "demo",
     bindings: sandboxSettings(sandbox, client),
+    coordinator,
     port: serve ? port("WORKER_PORT", 8788) : undefined,
   });
   const res = await fetch(`${worker.url}/balances/${ACCOUNT}`);
@@ -39,7 +45,10 @@ try {
   console.log(`  available ${b.availableBalance} ${b.currency ?? ""}`);
   console.log(`  ledger    ${b.ledgerBalance} ${b.currency ?? ""}`);
   console.log(`  as of     ${b.asOf ?? "real time (the bank sent no as-of date)"}`);
-  console.log(`token: ${status.token.state}, expires in ${status.token.expiresInSeconds} s, ${status.token.tokenRequests} token request(s) so far`);
+  const t = status.token;
+  console.log(`token: ${t.state}, from ${SOURCES[t.source] ?? t.source}, expires in ${t.expiresInSeconds} s`);
+  console.log(`  cache     ${t.cache}${t.cache === "coordinator" ? " (Durable Object QBANK_TOKENS: one token for every isolate)" : " (this isolate only: no QBANK_TOKENS binding)"}`);
+  console.log(`  token requests: ${sandbox.control.counters().tokenRequests} at the sandbox, ${t.tokenRequests} from this isolate`);
 } catch (e) {
   await stop();
   throw e;

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join, normalize, sep } from "node:path";
 import { BIN, ROOT, PKG, consumerFile, ensureConsumer, run, startWorkerd, tokenTap } from "./harness.mjs";
-import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample } from "./examples.mjs";
+import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample, wranglerConfig } from "./examples.mjs";
 import { checkSurface, surfaceProbe } from "./surface.mjs";
 import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
 
@@ -27,10 +27,15 @@ const later = (fn) => cleanups.push(fn);
 let build;
 let expiryRuns;
 
-/** The Worker in workerd runs with the no-wasm-from-bytes guard (see examples.mjs) in every test. */
+/**
+ * The Worker in workerd runs with the no-wasm-from-bytes guard (see examples.mjs) in every test.
+ * The tests of one isolate's own token (these, the end of a request, the page's memory run) run
+ * it without its QBANK_TOKENS binding, as deployed without the coordinator: each isolate then
+ * keeps its own token. The coordinator (the default, wrangler.toml's binding) has its own tests.
+ */
 function startRuntime(kind, settings, name) {
   return kind === "workerd"
-    ? startWorkerdExample({ name, bindings: settings, guard: true })
+    ? startWorkerdExample({ name, bindings: settings, guard: true, coordinator: false })
     : startExampleServer(kind, settings);
 }
 
@@ -128,8 +133,22 @@ test("wrangler bundles the Worker with the .wasm as its own module, and nothing 
   await w.stop();
 
   // The guard is not vacuous: the same Worker bundled with the Node entry (wasm from bytes) fails under it.
+  // The Node entry has neither of the Workers-only names src/index.ts imports (TokenCoordinator,
+  // durableObjectStore): "qbank-connect" resolves to a module that adds them to the Node entry's
+  // exports, and the Worker runs without its coordinator binding (so neither is used).
   const esbuild = await import("esbuild");
   const bytesDist = join(ROOT, "target", "worker-example", "bytes-dist");
+  const nodeEntry = {
+    name: "node-entry-plus-workers-names",
+    setup(b) {
+      b.onResolve({ filter: /^qbank-connect$/ }, (a) => (a.pluginData === "real" ? undefined : { path: "qbank-connect", namespace: "plus" }));
+      b.onLoad({ filter: /.*/, namespace: "plus" }, () => ({
+        contents: `export * from "qbank-connect";\nexport class TokenCoordinator {}\nexport function durableObjectStore() { throw new Error("not in the Node entry"); }\n`,
+        resolveDir: EXAMPLE,
+        pluginData: "real",
+      }));
+    },
+  };
   await esbuild.build({
     entryPoints: [join(EXAMPLE, "src", "index.ts")],
     outfile: join(bytesDist, "index.js"),
@@ -139,10 +158,11 @@ test("wrangler bundles the Worker with the .wasm as its own module, and nothing 
     conditions: ["import"],
     mainFields: ["module", "main"],
     logLevel: "silent",
+    plugins: [nodeEntry],
   });
   let failed = "";
   try {
-    const bad = await startWorkerdExample({ name: "guard-self-test", dist: bytesDist, guard: true, bindings: sandboxSettings(sb, CLIENT) });
+    const bad = await startWorkerdExample({ name: "guard-self-test", dist: bytesDist, guard: true, coordinator: false, bindings: sandboxSettings(sb, CLIENT) });
     const res = await getJson(`${bad.url}/balances/${ACCOUNT}`);
     failed = res.status === 200 ? "" : `${res.status} ${bad.log()}`;
     await bad.stop();
@@ -150,6 +170,42 @@ test("wrangler bundles the Worker with the .wasm as its own module, and nothing 
     failed = String(e.message);
   }
   assert.match(failed, /test guard: new WebAssembly\.Module\(bytes\)/, "the guard refuses the bytes entry");
+});
+
+test("wrangler's toolchain with the coordinator: the dry-run bundle exports TokenCoordinator and binds QBANK_TOKENS to it; in workerd with the namespace, 200 concurrent cold requests get the coordinator's token on one token request", async (t) => {
+  // wrangler itself: it read wrangler.toml's binding (and refuses to bundle a Worker whose entry
+  // does not export a bound class), and its bundle exports the class.
+  assert.match(build.output, /env\.QBANK_TOKENS \(TokenCoordinator\)\s+Durable Object/, `wrangler's bindings:\n${build.output}`);
+  const bundle = readFileSync(join(DIST, "index.js"), "utf8");
+  assert.match(bundle, /^export\s*\{[^}]*\bTokenCoordinator\b[^}]*\};?$/m, "index.js exports TokenCoordinator");
+  assert.match(bundle, /from\s*"cloudflare:workers"/, "the class comes from the platform's DurableObject (cloudflare:workers, left to the runtime)");
+  const cfg = wranglerConfig();
+  assert.deepEqual(cfg.durableObjects, [{ name: "QBANK_TOKENS", class_name: "TokenCoordinator" }]);
+  assert.deepEqual(cfg.migrations, [{ tag: "qbank-connect-v1", new_sqlite_classes: ["TokenCoordinator"] }]);
+
+  // That bundle, unchanged, in workerd with the namespace (as wrangler.toml configures it) and
+  // the no-wasm-from-bytes guard: every answer is right, the sandbox sees one token request (the
+  // object's), and the isolate's token came from the coordinator, not from a request of its own.
+  const sb = await sandboxFor();
+  const w = await startWorkerdExample({ name: "coordinator", guard: true, bindings: sandboxSettings(sb, CLIENT) });
+  later(() => w.stop());
+  const all = await Promise.all(Array.from({ length: 200 }, () => getJson(`${w.url}/balances/${ACCOUNT}`)));
+  const c = sb.control.counters();
+  const status = await getJson(`${w.url}/status`);
+  t.diagnostic(`workerd + coordinator: 200 concurrent cold requests -> ${c.tokenRequests} token request(s) at the sandbox; /status token ${JSON.stringify(status.body?.token)}`);
+  for (const r of all) {
+    assert.equal(r.status, 200, r.text + w.log());
+    assert.equal(r.body.availableBalance, "1234.56");
+  }
+  assert.equal(c.tokenRequests, 1, "exactly one token request, the object's");
+  assert.equal(c.apiByStatus["200"], 200);
+  assert.equal(status.body.token.source, "coordinator", status.text);
+  assert.equal(status.body.token.cache, "coordinator");
+  assert.equal(status.body.token.tokenRequests, 0, "the isolate sent no token request of its own");
+  assert.equal(status.body.token.state, "valid");
+  const page = await fetch(`${w.url}/?account=${ACCOUNT}`).then((r) => r.text());
+  assert.match(page, /<dd id="token-source">coordinator<\/dd>/);
+  await w.stop();
 });
 
 test("the TypeScript type-checks: the Worker (tsc, with @cloudflare/workers-types) and the Deno server (deno check)", () => {
@@ -227,7 +283,11 @@ for (const kind of RUNTIMES) {
     assert.match(page.text, /<dd id="ledger">1300\.00 USD<\/dd>/);
     assert.match(page.text, /<dd id="token-state">valid<\/dd>/);
     assert.match(page.text, /<dd id="token-requests">1<\/dd>/);
+    assert.match(page.text, /<dd id="token-source">endpoint<\/dd>/, "its own token request (no coordinator)");
     assert.ok(!page.text.includes(CLIENT.clientSecret), "no secret in the page");
+    const status = await getJson(`${srv.url}/status`);
+    assert.equal(status.body.token.source, "endpoint", status.text);
+    assert.equal(status.body.token.cache, "memory");
 
     // What the page puts in it is escaped.
     const evil = await fetch(`${srv.url}/?account=${encodeURIComponent('"><script>alert(1)</script>')}`).then((r) => r.text());
@@ -400,6 +460,7 @@ async function firstOfFiftyEnds(name, { dropWaitUntil = false } = {}) {
   const w = await startWorkerdExample({
     name,
     guard: true,
+    coordinator: false,
     endEarly: true,
     dropWaitUntil,
     verbose: true,
@@ -478,13 +539,23 @@ async function chromium() {
   return browser;
 }
 
-test("Chromium: the Worker's page shows the balance; its HTML and traffic carry neither the secret nor the token", async (t) => {
+/**
+ * The page with the coordinator (the default: the token is the object's, so this isolate made no
+ * token request; its screenshot is page.png) and without it (the isolate's own token).
+ */
+const PAGE_RUNS = [
+  { coordinator: true, shot: "worker-page.png", source: "coordinator", requests: "0", cache: /^coordinator: / },
+  { coordinator: false, shot: "worker-page-memory.png", source: "endpoint", requests: "1", cache: /^memory: / },
+];
+
+for (const run of PAGE_RUNS) test(`Chromium: the Worker's page ${run.coordinator ? "(coordinator)" : "(no coordinator: memory)"} shows the balance and the token's source; its HTML and traffic carry neither the secret nor the token`, async (t) => {
   const sb = await sandboxFor();
   const tap = await tokenTap(sb);
   later(() => tap.close());
   const w = await startWorkerdExample({
-    name: "page",
+    name: `page-${run.source}`,
     guard: true,
+    coordinator: run.coordinator,
     bindings: { ...sandboxSettings(sb, CLIENT), QBANK_TOKEN_URL: tap.tokenUrl },
   });
   later(() => w.stop());
@@ -507,10 +578,12 @@ test("Chromium: the Worker's page shows the balance; its HTML and traffic carry 
   assert.equal((await page.textContent("#available")).trim(), "1234.56 USD");
   assert.equal((await page.textContent("#ledger")).trim(), "1300.00 USD");
   assert.equal((await page.textContent("#token-state")).trim(), "valid");
-  assert.equal((await page.textContent("#token-requests")).trim(), "1");
+  assert.equal((await page.textContent("#token-requests")).trim(), run.requests);
+  assert.equal((await page.textContent("#token-source")).trim(), run.source);
+  assert.match((await page.textContent("#token-cache")).trim(), run.cache);
   assert.match(await page.textContent("#token-expires"), /^\d+ s$/);
   mkdirSync(ARTIFACTS, { recursive: true });
-  const shot = join(ARTIFACTS, "worker-page.png");
+  const shot = join(ARTIFACTS, run.shot);
   await page.screenshot({ path: shot, fullPage: true });
   t.diagnostic(`screenshot: ${shot}`);
   const html = await page.content();

@@ -3,13 +3,13 @@
 //
 //   GET /balances/:id   the balance as JSON (exact decimal strings)
 //   GET /?account=ID    a small HTML page: a balance and the token's state
-//   GET /status         the token's state as JSON
+//   GET /status         the token's state as JSON (and where the token came from)
 //
 // Nothing secret ever leaves: the client secret and the access token stay inside the
 // QBankClient (its errors, JSON and toString are redacted), and every value put into the page
 // is HTML-escaped.
 import { QBankClient, QBankError, version } from "qbank-connect";
-import type { Balance, QBankErrorCode } from "qbank-connect";
+import type { Balance, QBankClientOptions, QBankErrorCode } from "qbank-connect";
 
 /** What the examples read from their environment (Worker bindings, or process/Deno env vars). */
 export interface QBankSettings {
@@ -35,8 +35,11 @@ export class AppError extends Error {
   }
 }
 
-/** Builds the one client of an isolate or process. Throws an AppError "config" when a setting is missing. */
-export function createClient(s: QBankSettings): QBankClient {
+/**
+ * Builds the one client of an isolate or process, with `store` if given (the Worker's
+ * coordinator). Throws an AppError "config" when a setting is missing.
+ */
+export function createClient(s: QBankSettings, store?: QBankClientOptions["store"]): QBankClient {
   const missing = ["QBANK_CLIENT_ID", "QBANK_CLIENT_SECRET"].filter((k) => !s[k as keyof QBankSettings]);
   if (missing.length > 0) {
     throw new AppError("config", `${missing.join(" and ")} must be set (see .dev.vars.example)`, 500);
@@ -51,6 +54,7 @@ export function createClient(s: QBankSettings): QBankClient {
     clientSecret: s.QBANK_CLIENT_SECRET!,
     // Only for a local sandbox: the package allows plain http to a loopback host and nowhere else.
     allowInsecureHttp: sandbox !== undefined && sandbox.tokenUrl.startsWith("http://"),
+    store,
   });
 }
 
@@ -85,13 +89,26 @@ export function errorResponse(e: unknown): Response {
 
 const NO_STORE = { "cache-control": "no-store" };
 
-/** The token's state, safe to show: no token, no secret. */
-export function tokenState(bank: QBankClient) {
+/**
+ * Where tokens are kept: "coordinator" (the Worker's Durable Object, shared by every isolate) or
+ * "memory" (this isolate or process only).
+ */
+export type TokenCache = "coordinator" | "memory";
+
+/**
+ * The token's state, safe to show: no token, no secret. `source` is where the token in memory
+ * came from ("coordinator", "endpoint": this isolate's own token request, or "store"), null
+ * before the first; `tokenRequests` are this isolate's own (a token from the coordinator is
+ * fetched by the object, not here).
+ */
+export function tokenState(bank: QBankClient, cache: TokenCache) {
   const s = bank.tokens.status;
   return {
     state: s.state,
     expiresInSeconds: s.expiresAt === undefined ? null : Math.max(0, Math.round((s.expiresAt - Date.now()) / 1000)),
     tokenRequests: s.tokenRequests,
+    source: s.tokenSource ?? null,
+    cache,
   };
 }
 
@@ -101,6 +118,8 @@ export interface HandleOptions {
   /** Shown on the page ("workerd", "deno", …). */
   runtime: string;
   demoAccount?: string;
+  /** Where tokens are kept (shown on the page and in /status). Default "memory". */
+  cache?: TokenCache;
 }
 
 export async function handle(request: Request, bank: QBankClient, opts: HandleOptions): Promise<Response> {
@@ -109,6 +128,7 @@ export async function handle(request: Request, bank: QBankClient, opts: HandleOp
     return Response.json({ error: "method_not_allowed", message: "only GET" }, { status: 405, headers: { allow: "GET, HEAD" } });
   }
   const call = { signal: request.signal, waitUntil: opts.waitUntil };
+  const cache = opts.cache ?? "memory";
   const m = /^\/balances\/([^/]*)$/.exec(url.pathname);
   if (m) {
     let id: string;
@@ -124,7 +144,7 @@ export async function handle(request: Request, bank: QBankClient, opts: HandleOp
     }
   }
   if (url.pathname === "/status") {
-    return Response.json({ runtime: opts.runtime, version: version(), token: tokenState(bank) }, { headers: NO_STORE });
+    return Response.json({ runtime: opts.runtime, version: version(), token: tokenState(bank, cache) }, { headers: NO_STORE });
   }
   if (url.pathname === "/") {
     const account = url.searchParams.get("account") ?? opts.demoAccount ?? "";
@@ -138,7 +158,7 @@ export async function handle(request: Request, bank: QBankClient, opts: HandleOp
       }
     }
     const status = error === undefined ? 200 : statusFor(error);
-    return new Response(page({ account, balance, error, token: tokenState(bank), runtime: opts.runtime }), {
+    return new Response(page({ account, balance, error, token: tokenState(bank, cache), runtime: opts.runtime }), {
       status,
       headers: {
         "content-type": "text/html; charset=utf-8",
@@ -166,6 +186,11 @@ interface PageData {
   runtime: string;
 }
 
+const CACHES: Record<TokenCache, string> = {
+  coordinator: "coordinator: a Durable Object shared by every isolate",
+  memory: "memory: this isolate or process only",
+};
+
 export function page(d: PageData): string {
   const h = escapeHtml;
   let body: string;
@@ -188,6 +213,7 @@ export function page(d: PageData): string {
   }
   const t = d.token;
   const expires = t.expiresInSeconds === null ? "no token yet" : `${t.expiresInSeconds} s`;
+  const source = t.source === null ? "no token yet" : t.source;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -216,7 +242,9 @@ ${body}
 <dl>
   <dt>Token</dt><dd id="token-state">${h(t.state)}</dd>
   <dt>Expires in</dt><dd id="token-expires">${h(expires)}</dd>
-  <dt>Token requests so far</dt><dd id="token-requests">${h(t.tokenRequests)}</dd>
+  <dt>Token from</dt><dd id="token-source">${h(source)}</dd>
+  <dt>Token requests from here</dt><dd id="token-requests">${h(t.tokenRequests)}</dd>
+  <dt>Token cache</dt><dd id="token-cache">${h(CACHES[t.cache])}</dd>
 </dl>
 </section>
 <p><small>Served by ${h(d.runtime)} with qbank-connect ${h(version())}. The client secret and the access token never leave the server.</small></p>
