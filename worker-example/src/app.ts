@@ -187,7 +187,7 @@ interface PageData {
 }
 
 const CACHES: Record<TokenCache, string> = {
-  coordinator: "coordinator: a Durable Object shared by every isolate",
+  coordinator: "coordinator: shared by every isolate",
   memory: "memory: this isolate or process only",
 };
 
