@@ -11,11 +11,11 @@
 //      interleaved rounds in fresh processes): the store is not on that path.
 import { startRedis } from "../tests/servers/redis.mjs";
 
-const median = (a) => {
+export const median = (a) => {
   const s = [...a].sort((x, y) => x - y);
   return s.length === 0 ? null : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const spread = (a) => ({ median: median(a), min: Math.min(...a), max: Math.max(...a), samples: a });
+export const spread = (a) => ({ median: median(a), min: Math.min(...a), max: Math.max(...a), samples: a });
 
 export const FLEET_STORE = "oursstore";
 

@@ -1,4 +1,6 @@
 // Renders results.json as Markdown (bench/results.md), with the bar of issue 7 checked.
+import { withinNoise as throughputWithinNoise } from "./coordinator.mjs";
+
 export const LABELS = {
   floor: "hand-written JS floor",
   ours: "**qbank-connect (ours)**",
@@ -6,6 +8,7 @@ export const LABELS = {
   openid: "openid-client v6 + typical cache",
   floorhttp: "(reference) the floor on node:http",
   oursstore: "**qbank-connect (ours) + redisStore**",
+  ourscoord: "**qbank-connect (ours) + durableObjectStore**",
 };
 export const BAR = { tokenRequests: 1, ratio: 0.95, tokenNs: 150, gzipKB: 16, startupMs: 2 };
 
@@ -168,6 +171,7 @@ export function renderMarkdown(r) {
   }
 
   if (r.fleet) L.push(...renderFleet(r.fleet));
+  if (r.coordinator) L.push(...renderCoordinator(r.coordinator));
 
   // The bar, for ours.
   if (cs.includes("ours")) {
@@ -193,6 +197,9 @@ export function renderMarkdown(r) {
     }
     if (fl?.firstCall?.warmStore) L.push(`| node: a new instance's first call with a warm store makes no token round trip (< the ${fl.config.tokenDelayMs} ms endpoint) | ${fmt(fl.firstCall.warmStore.median, 1)} ms (cold store: ${fmt(fl.firstCall.coldStore.median, 1)} ms) | ${ok(fl.firstCall.warmStore.median < fl.config.tokenDelayMs)} |`);
     if (fl?.tokenCost?.ratio) L.push(`| node: cached getToken() with a store within noise of without | ${fmt(fl.tokenCost.ratio.callNs, 2)} × (without: ${fmt(fl.tokenCost.without.callNs.min)}–${fmt(fl.tokenCost.without.callNs.max)} ns over rounds) | ${ok(withinNoise(fl.tokenCost))} |`);
+    const co = r.coordinator;
+    if (co?.firstCall?.warm) L.push(`| workerd: a new isolate's first request with the coordinator warm makes no token round trip (< the ${co.config.tokenDelayMs} ms endpoint) | ${fmt(co.firstCall.warm.median, 1)} ms (no store: ${fmt(co.firstCall.none.median, 1)} ms) | ${ok(co.firstCall.warm.median < co.config.tokenDelayMs && co.firstCall.tokenRequests.coordinated.every((n) => n === 1))} |`);
+    if (co?.throughput?.ratio) L.push(`| workerd: throughput with the coordinator within noise of without | ${fmt(co.throughput.ratio.median, 2)} × (without: ${fmt(co.throughput.without.callsPerSec.min)}–${fmt(co.throughput.without.callsPerSec.max)} calls/s over rounds) | ${ok(throughputWithinNoise(co.throughput))} |`);
     if (r.sizes) L.push(`| .wasm + glue ≤ ${BAR.gzipKB} KB gzipped | ${kib(r.sizes.package.total.gzip)} KiB (${(r.sizes.package.total.gzip / 1000).toFixed(1)} kB) | ${ok(r.sizes.package.total.gzip <= BAR.gzipKB * 1000)} |`);
     L.push("");
   }
@@ -208,6 +215,14 @@ export function renderMarkdown(r) {
  */
 function withinNoise(c) {
   return c.withStore.callNs.median <= c.without.callNs.max * 1.1 && c.withStore.awaitNs.median <= c.without.awaitNs.max * 1.1;
+}
+
+/** A table of timings ({ median, min, max } in ms each): `rows` are [key in `x`, label]. */
+function msTable(what, x, rows) {
+  const L = [`| ${what} | median ms | min–max ms |`, "|---|--:|--:|"];
+  for (const [k, label] of rows) L.push(`| ${label} | ${fmt(x[k].median, 1)} | ${fmt(x[k].min, 1)}–${fmt(x[k].max, 1)} |`);
+  L.push("");
+  return L;
 }
 
 function renderFleet(f) {
@@ -227,12 +242,7 @@ function renderFleet(f) {
   if (fc.coldStore) {
     L.push(`The first getBalance of a new instance (a fresh process; timed from the driver, ${fc.coldStore.samples.length} samples each): with a cold store it fetches the token (${c.tokenDelayMs} ms endpoint), with a warm store it reads the one another instance wrote.`);
     L.push("");
-    L.push("| first call | median ms | min–max ms |");
-    L.push("|---|--:|--:|");
-    for (const [k, label] of [["warmStore", "ours + redisStore, warm store"], ["coldStore", "ours + redisStore, cold store"], ["noStore", "ours without a store"]]) {
-      L.push(`| ${label} | ${fmt(fc[k].median, 1)} | ${fmt(fc[k].min, 1)}–${fmt(fc[k].max, 1)} |`);
-    }
-    L.push("");
+    L.push(...msTable("first call", fc, [["warmStore", "ours + redisStore, warm store"], ["coldStore", "ours + redisStore, cold store"], ["noStore", "ours without a store"]]));
   }
   const tc = f.tokenCost;
   if (tc.without) {
@@ -245,6 +255,38 @@ function renderFleet(f) {
     }
     L.push("");
     L.push(`With a store over without, median of the per-round ratios: call ${fmt(tc.ratio.callNs, 2)} ×, awaited ${fmt(tc.ratio.awaitNs, 2)} ×.`);
+    L.push("");
+  }
+  return L;
+}
+
+function renderCoordinator(co) {
+  const L = [];
+  const c = co.config;
+  L.push("## Phase 9: the Durable Object token coordinator (workerd)");
+  L.push("");
+  L.push("Ours with `store: durableObjectStore(env.QBANK_TOKENS)` against ours without a store, in workerd processes whose service `coord` holds the TokenCoordinator namespace (storage in memory) and whose Worker services, each its own isolate, bind it.");
+  L.push("");
+  const fc = co.firstCall;
+  if (fc.warm) {
+    L.push(`The first getBalance of a new isolate (a Worker service that has served nothing yet; its modules are loaded when workerd starts, so module load is not in the figure; timed from the driver, ${fc.warm.samples.length} samples, one credential set each), the token endpoint answering after ${c.tokenDelayMs} ms: with the coordinator cold (its object has no token and makes the request), then warm (another isolate of the same credential set had it fetched), and without a store (the isolate's own token request).`);
+    L.push("");
+    L.push(...msTable("first request", fc, [["warm", "ours + durableObjectStore, coordinator warm"], ["cold", "ours + durableObjectStore, coordinator cold"], ["none", "ours without a store"]]));
+    const tok = (a) => (a.every((x) => x === a[0]) ? `${a[0]} in every sample` : a.join(", "));
+    L.push(`Token requests the server saw per credential set: with the coordinator (the cold and the warm isolate together) ${tok(fc.tokenRequests.coordinated)}; without a store (one isolate) ${tok(fc.tokenRequests.none)}.`);
+    L.push("");
+  }
+  const t = co.throughput;
+  if (t.without) {
+    L.push(`Throughput: phase 4's workerd loop (${t.rounds.length} interleaved rounds, each a fresh workerd process, after the warm-up calls). After the warm-up the token is cached in the isolate and the object is never asked.`);
+    L.push("");
+    L.push("| throughput | calls/s, median (min–max) | p50 ms | p99 ms |");
+    L.push("|---|--:|--:|--:|");
+    for (const [k, label] of [["without", "ours without a store"], ["withCoordinator", "ours + durableObjectStore"]]) {
+      L.push(`| ${label} | ${fmt(t[k].callsPerSec.median)} (${fmt(t[k].callsPerSec.min)}–${fmt(t[k].callsPerSec.max)}) | ${fmt(t[k].p50, 2)} | ${fmt(t[k].p99, 2)} |`);
+    }
+    L.push("");
+    L.push(`With the coordinator over without, median of the per-round ratios: ${fmt(t.ratio.median, 2)} × (${fmt(t.ratio.min, 2)}–${fmt(t.ratio.max, 2)}).`);
     L.push("");
   }
   return L;

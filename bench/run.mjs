@@ -1,7 +1,7 @@
 // The benchmark: the same workload against every contender, side by side in one run, on Node,
 // Deno and workerd. Writes bench/results.md, bench/results.json and bench/chart.svg.
 //
-//   node bench/run.mjs [--runtimes node,deno,workerd] [--phases 1,2,3,4,5,6,7,8]
+//   node bench/run.mjs [--runtimes node,deno,workerd] [--phases 1,2,3,4,5,6,7,8,9]
 //                      [--contenders floor,ours,badgateway,openid] [--rounds 5] [--quick]
 //                      [--out bench]
 //
@@ -23,6 +23,7 @@ import { packageSizes } from "../tests/js/size.mjs";
 import { renderMarkdown } from "./report.mjs";
 import { renderChart } from "./chart.mjs";
 import { fleetPhase } from "./fleet.mjs";
+import { coordinatorPhase, COORDINATED } from "./coordinator.mjs";
 
 const BENCH = join(ROOT, "bench");
 const ALL_CONTENDERS = ["floor", "ours", "badgateway", "openid"];
@@ -36,7 +37,7 @@ const opt = (name, dflt) => {
 };
 const QUICK = argv.includes("--quick");
 const RUNTIMES = opt("runtimes", ALL_RUNTIMES.join(",")).split(",");
-const PHASES = new Set(opt("phases", "1,2,3,4,5,6,7,8").split(",").map(Number));
+const PHASES = new Set(opt("phases", "1,2,3,4,5,6,7,8,9").split(",").map(Number));
 const CONTENDERS = opt("contenders", ALL_CONTENDERS.join(",")).split(",");
 // Phase 4 on Node also runs the floor written with node:http (contenders/floorhttp.mjs), as a
 // reference row: ours uses node:http in Node. --no-reference leaves it out.
@@ -148,7 +149,7 @@ const DENO_ARGS = ["run", "--allow-net=127.0.0.1", "--allow-env", "--node-module
 
 /** Starts one contender on one runtime; returns { url, stop }. */
 async function startAgent(runtime, contender) {
-  if (runtime === "workerd") return startWorker(contender, track);
+  if (runtime === "workerd") return startWorker(contender, track, { coordinator: contender === COORDINATED });
   const [cmd, args] =
     runtime === "node" ? [process.execPath, [join(BENCH, "agent.mjs"), contender]] : [join(BIN, "deno"), [...DENO_ARGS, join(BENCH, "agent.mjs"), contender]];
   const { child, info } = await spawnJsonLine(cmd, args, { cwd: BENCH });
@@ -472,6 +473,12 @@ async function main() {
       // Node only: the instances are Node processes sharing a redis-server (bench/fleet.mjs).
       log("\n==> node: phase 8 (many instances: a shared redisStore against instances that share nothing)");
       results.fleet = await fleetPhase({ startAgent, newClient, request, control, stats, newClientId, tokenCost, log, contenders: CONTENDERS, quick: QUICK });
+    }
+    if (PHASES.has(9)) {
+      // workerd only: Worker services binding one TokenCoordinator namespace (bench/coordinator.mjs).
+      log("\n==> workerd: phase 9 (the Durable Object token coordinator against no store)");
+      const startCoordinated = (contender, options) => startWorker(contender, track, options);
+      results.coordinator = await coordinatorPhase({ startWorker: startCoordinated, newClient, request, control, stats, newClientId, throughputOnce, log, rounds: CFG.rounds, quick: QUICK });
     }
     if (PHASES.has(6)) {
       log("\n==> phase 6 (size)");
