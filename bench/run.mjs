@@ -474,7 +474,7 @@ async function main() {
       log("\n==> node: phase 8 (many instances: a shared redisStore against instances that share nothing)");
       results.fleet = await fleetPhase({ startAgent, newClient, request, control, stats, newClientId, tokenCost, log, contenders: CONTENDERS, quick: QUICK });
     }
-    if (PHASES.has(9)) {
+    if (PHASES.has(9) && RUNTIMES.includes("workerd")) {
       // workerd only: Worker services binding one TokenCoordinator namespace (bench/coordinator.mjs).
       log("\n==> workerd: phase 9 (the Durable Object token coordinator against no store)");
       const startCoordinated = (contender, options) => startWorker(contender, track, options);
