@@ -8,6 +8,7 @@
 // namespace (storage in memory) beside the Worker services (`services`, each its own isolate with
 // its own port), which bind it as QBANK_TOKENS, as a wrangler.toml binding does.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { ROOT, WORKER_BUILD as TEST_WORKER_BUILD, freePort, serveWorkerd, wasmAsModules, writeWorkerdConfig } from "../tests/js/harness.mjs";
 
@@ -40,13 +41,37 @@ export async function startWorker(contender, track = (c) => c, { coordinator = f
     writeWorkerdConfig(dir, { port, modules });
     return serveWorkerd(dir, port, { readyPath: "/ping", spawned: track });
   }
-  const ports = { coord: await freePort() };
-  for (const s of services) ports[s.name] = await freePort();
-  writeCoordinatorConfig(dir, { modules, services, ports });
-  // Ready when `coord` answers: no request reaches a Worker service before the caller's own.
-  const server = await serveWorkerd(dir, ports.coord, { readyPath: "/ping", spawned: track });
-  const urls = Object.fromEntries(services.map((s) => [s.name, `http://127.0.0.1:${ports[s.name]}`]));
-  return { ...server, url: urls[services[0].name], urls };
+  // Many ports, each free when drawn: on a shared machine another process may take one before
+  // workerd binds it, so a start that fails on a port in use is tried again with new ones.
+  for (let attempt = 1; ; attempt++) {
+    const names = ["coord", ...services.map((s) => s.name)];
+    const drawn = await freePorts(names.length);
+    const ports = Object.fromEntries(names.map((n, i) => [n, drawn[i]]));
+    writeCoordinatorConfig(dir, { modules, services, ports });
+    try {
+      // Ready when `coord` answers: no request reaches a Worker service before the caller's own.
+      const server = await serveWorkerd(dir, ports.coord, { readyPath: "/ping", spawned: track });
+      const urls = Object.fromEntries(services.map((s) => [s.name, `http://127.0.0.1:${ports[s.name]}`]));
+      return { ...server, url: urls[services[0].name], urls };
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e?.message))) throw e;
+    }
+  }
+}
+
+/** n distinct free loopback ports (all held open until every one is drawn). */
+async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      servers.push(s);
+      await new Promise((res, rej) => (s.once("error", rej), s.listen(0, "127.0.0.1", res)));
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((res) => s.close(() => res()))));
+  }
 }
 
 /** dir/config.capnp: service `coord` (the TokenCoordinator namespace) and the Worker services. */
