@@ -9,8 +9,10 @@
 //      object has no token yet: it makes the token request), then `warm` (the same credential
 //      set: the object already holds the token), and `none` (no store: its own token request);
 //   b. throughput with the coordinator configured against without: phase 4's workerd loop, in
-//      interleaved rounds in fresh workerd processes. After the warm-up the token is cached in
-//      the isolate and the object is never asked, so the two must be within noise.
+//      interleaved rounds in fresh workerd processes. Both sides run the same bundle in the same
+//      config (the coord service present), and differ only in the Worker's binding: bound, its
+//      client has the store; unbound, none. After the warm-up the token is cached in the isolate
+//      and the object is never asked, so the two must be within noise.
 import { loadavg } from "node:os";
 import { median, spread } from "./fleet.mjs";
 
@@ -19,7 +21,7 @@ export const COORDINATED = "ourscoord";
 /**
  * Runs the phase. `ctx` holds run.mjs's helpers: startWorker(contender, options) (bench/workerd.mjs,
  * its processes tracked), newClient(agent, id), request(url), control(query), stats(id),
- * newClientId(runtime, contender, what), throughputOnce(runtime, contender), log, `rounds` (phase 4's) and `quick`.
+ * newClientId(runtime, contender, what), throughputOnce(runtime, contender, start), log, `rounds` (phase 4's) and `quick`.
  */
 export async function coordinatorPhase(ctx) {
   const { startWorker, newClient, request, control, stats, newClientId, throughputOnce, log, rounds, quick } = ctx;
@@ -75,11 +77,15 @@ export async function coordinatorPhase(ctx) {
     // b. throughput with the coordinator configured against without
     await control("tokenDelay=0");
     log(`   b. throughput: phase 4's workerd loop, ${cfg.throughputRounds} interleaved rounds, fresh workerd processes`);
+    const sides = {
+      ours: () => startWorker(COORDINATED, { coordinator: true, services: [{ name: "main", coordinator: false }] }),
+      [COORDINATED]: () => startWorker(COORDINATED, { coordinator: true, services: [{ name: "main", coordinator: true }] }),
+    };
     const rounds = [];
     for (let r = 0; r < cfg.throughputRounds; r++) {
       const round = {};
       for (const c of r % 2 ? [COORDINATED, "ours"] : ["ours", COORDINATED]) {
-        round[c] = await throughputOnce("workerd", c);
+        round[c] = await throughputOnce("workerd", COORDINATED, sides[c]);
         if (round[c].failures) throw new Error(`coordinator phase: ${c}: ${round[c].failures} calls failed, e.g. ${round[c].error}`);
       }
       rounds.push(round);

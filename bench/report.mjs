@@ -278,7 +278,7 @@ function renderCoordinator(co) {
   }
   const t = co.throughput;
   if (t.without) {
-    L.push(`Throughput: phase 4's workerd loop (${t.rounds.length} interleaved rounds, each a fresh workerd process, after the warm-up calls). After the warm-up the token is cached in the isolate and the object is never asked.`);
+    L.push(`Throughput: phase 4's workerd loop (${t.rounds.length} interleaved rounds, each a fresh workerd process, after the warm-up calls; both sides in the same config, the Worker bound to the namespace or not). After the warm-up the token is cached in the isolate and the object is never asked.`);
     L.push("");
     L.push("| throughput | calls/s, median (min–max) | p50 ms | p99 ms |");
     L.push("|---|--:|--:|--:|");

@@ -23,7 +23,7 @@ import { packageSizes } from "../tests/js/size.mjs";
 import { renderMarkdown } from "./report.mjs";
 import { renderChart } from "./chart.mjs";
 import { fleetPhase } from "./fleet.mjs";
-import { coordinatorPhase, COORDINATED } from "./coordinator.mjs";
+import { coordinatorPhase } from "./coordinator.mjs";
 
 const BENCH = join(ROOT, "bench");
 const ALL_CONTENDERS = ["floor", "ours", "badgateway", "openid"];
@@ -149,7 +149,7 @@ const DENO_ARGS = ["run", "--allow-net=127.0.0.1", "--allow-env", "--node-module
 
 /** Starts one contender on one runtime; returns { url, stop }. */
 async function startAgent(runtime, contender) {
-  if (runtime === "workerd") return startWorker(contender, track, { coordinator: contender === COORDINATED });
+  if (runtime === "workerd") return startWorker(contender, track);
   const [cmd, args] =
     runtime === "node" ? [process.execPath, [join(BENCH, "agent.mjs"), contender]] : [join(BIN, "deno"), [...DENO_ARGS, join(BENCH, "agent.mjs"), contender]];
   const { child, info } = await spawnJsonLine(cmd, args, { cwd: BENCH });
@@ -249,8 +249,9 @@ async function stampedePhases(runtime, contender) {
 async function serverCpuMs() {
   return (await request(`${SERVER}/__cpu`)).ms;
 }
-async function throughputOnce(runtime, contender) {
-  const a = await startAgent(runtime, contender);
+// `start` starts the agent (phase 9 starts its own Workers).
+async function throughputOnce(runtime, contender, start = () => startAgent(runtime, contender)) {
+  const a = await start();
   try {
     await newClient(a, newClientId(runtime, contender, "tput"));
     const w = await request(`${a.url}/loop?n=${CFG.warmup}&c=${CFG.concurrency}`);
