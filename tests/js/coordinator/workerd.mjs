@@ -13,6 +13,7 @@
 // COORD_BREAK (for checking that the tests can fail; unset in `make test`):
 //   no-coordinator  the Workers have no store (each isolate by itself, as without this issue)
 //   no-alarm        the object's alarm() does nothing
+//   in-memory       the objects' storage is in memory even where a test asks for a disk
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CONSUMER, WORKER_BUILD, ensureConsumer, freePort, serveWorkerd, stopChild, wasmAsModules } from "../harness.mjs";
@@ -79,7 +80,8 @@ function writeConfig(root, { settings, disk, ports }) {
     globalOutbound = "internet",${extra}
   )`;
   const namespaces = ["TokenCoordinator", ...FAULT_CLASSES].map((c) => `(className = ${JSON.stringify(c)}, uniqueKey = "qbank-coord-test-${c}", enableSql = true)`);
-  const storage = disk ? `(localDisk = "do-disk")` : `(inMemory = void)`;
+  const onDisk = disk && BREAK !== "in-memory";
+  const storage = onDisk ? `(localDisk = "do-disk")` : `(inMemory = void)`;
   const coordExtra = `
     durableObjectNamespaces = [ ${namespaces.join(", ")} ],
     durableObjectStorage = ${storage},`;
@@ -87,7 +89,7 @@ function writeConfig(root, { settings, disk, ports }) {
     `(name = "coord", worker = ${worker(built.coord, [`(name = "QBANK_TOKENS", durableObjectNamespace = "TokenCoordinator")`], coordExtra)})`,
     ...SERVICES.map((s) => `(name = ${JSON.stringify(s)}, worker = ${worker(built.client, clientBindings(s))})`),
     `(name = "internet", network = (allow = ["public", "private", "local"]))`,
-    ...(disk ? [`(name = "do-disk", disk = (path = ${JSON.stringify(disk)}, writable = true))`] : []),
+    ...(onDisk ? [`(name = "do-disk", disk = (path = ${JSON.stringify(disk)}, writable = true))`] : []),
   ];
   const sockets = Object.entries(ports).map(([s, port]) => `(name = ${JSON.stringify(s)}, address = "127.0.0.1:${port}", http = (), service = ${JSON.stringify(s)})`);
   writeFileSync(
