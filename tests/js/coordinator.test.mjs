@@ -23,8 +23,10 @@
 //   token request per isolate). A refresh failing under a valid token: invisible to callers.
 // - Cancellation: the call that wakes a cold object is aborted by its client mid-flight; the
 //   other calls succeed on that object's one token request.
+// - After a 401 (the bank revoked the token): one new token request for every isolate (forget).
+// Every test also checks that workerd's output holds no token, secret or client id.
 //
-// COORD_BREAK=no-coordinator | no-alarm | in-memory (see ./coordinator/workerd.mjs) runs the same
+// COORD_BREAK=no-coordinator | no-alarm | no-forget | in-memory (see ./coordinator/workerd.mjs) runs the same
 // tests against a broken set-up: each then fails (checked when these tests were written).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -69,8 +71,13 @@ async function setup(name, { lifetime = 3600, disk, options } = {}) {
   cleanups.push(() => tap.close());
   const w = await startCoordinators({ settings: { tokenUrl: tap.tokenUrl, apiBaseUrl: sb.apiBaseUrl, clientId: client.clientId, clientSecret: client.clientSecret, options }, disk });
   cleanups.push(() => w.stop());
-  return { client, sb, tap, w, tokenRequests: () => sb.control.counters().tokenRequests };
+  /** Asserts that workerd's output (the Workers' and the objects' console, errors) holds no token, secret or client id. */
+  const quiet = () => assert.deepEqual(plaintextIn(w.output(), secrets(client, tap)), [], "workerd's output holds no token, secret or client id");
+  return { client, sb, tap, w, quiet, tokenRequests: () => sb.control.counters().tokenRequests };
 }
+
+/** The values nothing may show in the clear: the client's secret and id, every token issued. */
+const secrets = (client, tap) => ({ clientSecret: client.clientSecret, clientId: client.clientId, ...Object.fromEntries(tap.tokens.map((t, i) => [`token ${i + 1}`, t])) });
 
 /** `n` concurrent calls, spread over a, b, c in turn. */
 const spread = (w, n, query) => Promise.all(Array.from({ length: n }, (_, i) => w.call(SERVICES[i % SERVICES.length], query)));
@@ -97,7 +104,7 @@ const failures = (results) => results.filter((r) => !r.ok);
 const describeFailures = (results) => JSON.stringify(failures(results).slice(0, 5));
 
 test("fan-in: 300 concurrent cold calls over 3 Worker isolates sharing one TokenCoordinator namespace make 1 token request, 0 failures", { timeout: 60_000 }, async () => {
-  const { sb, tap, w, tokenRequests } = await setup("fanin");
+  const { sb, tap, w, quiet, tokenRequests } = await setup("fanin");
   // The token request takes 300 ms: every call arrives while it is in flight.
   sb.control.addFault({ target: "token", delayMs: 300, count: 1 });
   const results = await spread(w, 300);
@@ -115,6 +122,13 @@ test("fan-in: 300 concurrent cold calls over 3 Worker isolates sharing one Token
     assert.equal(seen[s].counts["token_acquired:coordinator"], 1, `${s}: one token from the object (${JSON.stringify(seen[s].counts)})`);
   }
   assert.equal(object.status.tokenRequests, 1, "the object made the one token request");
+  // Its alarm is set at expiresAt − 2·W (W = min(300 s, lifetime / 4) = 300 s; the object's own
+  // refresh point carries the manager's jitter, up to 5 % of W, twice), ahead of every isolate's
+  // refresh point (expiresAt − W·(1 + up to 5 %)).
+  const W = 300_000;
+  const ahead = object.status.expiresAt - object.status.alarmAt;
+  assert.ok(ahead >= 2 * W && ahead <= 2 * W * 1.05, `the alarm is ${ahead} ms before expiry`);
+  quiet();
 });
 
 test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 isolates, a 1 s token endpoint: the alarm refreshes ahead, nobody waits, no 401", { timeout: 90_000 }, async () => {
@@ -123,7 +137,7 @@ test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 i
   const RUN_MS = 30_000;
   const W_MS = Math.min(300, LIFETIME_S / 4) * 1000; // the refresh-ahead window
   const PERIOD_MS = LIFETIME_S * 1000 - 2 * W_MS; // the object's alarm: expiresAt − 2·W, expiry counted from the request's sending
-  const { sb, tap, w, tokenRequests } = await setup("expiry", { lifetime: LIFETIME_S });
+  const { sb, tap, w, quiet, tokenRequests } = await setup("expiry", { lifetime: LIFETIME_S });
   sb.control.addFault({ target: "token", delayMs: DELAY_MS, count: 1_000 });
   const started = performance.now();
   // The isolates' first calls wait for the first token: the only calls that may.
@@ -173,12 +187,13 @@ test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 i
     return o.tokenRequests === tap.arrivals() && o;
   }, `the object's token requests to equal the endpoint's (${tap.arrivals()})`, 3000);
   assert.ok(made.alarms >= made.tokenRequests - 1, `alarms ${made.alarms}, token requests ${made.tokenRequests}`);
+  quiet();
 });
 
 test("restart: with on-disk Durable Object storage a restarted workerd makes no new token request; the storage files hold no token, secret or client id in the clear", { timeout: 60_000 }, async () => {
   const disk = mkdtempSync(join(tmpdir(), "qbank-coord-"));
   cleanups.push(() => rmSync(disk, { recursive: true, force: true }));
-  const { client, tap, w, tokenRequests } = await setup("restart", { disk });
+  const { client, tap, w, quiet, tokenRequests } = await setup("restart", { disk });
   const first = await w.call("a");
   assert.equal(first.ok, true, JSON.stringify(first));
   assert.equal(first.tokenSource, "coordinator");
@@ -189,7 +204,7 @@ test("restart: with on-disk Durable Object storage a restarted workerd makes no 
   const object = await w.object("b");
   await w.stop(); // everything written and closed before the files are read
   const files = filesText(disk, listFiles(disk));
-  const forbidden = { clientSecret: client.clientSecret, clientId: client.clientId, ...Object.fromEntries(tap.tokens.map((t, i) => [`token ${i + 1}`, t])) };
+  const forbidden = secrets(client, tap);
   const found = files.map(({ file, text }) => [file, plaintextIn(text, forbidden)]).filter(([, names]) => names.length);
   console.log(`restart: token requests ${tokenRequests()} (1 before the restart); after it: ${again.map((r) => `${r.service} ${r.ok ? "ok" : r.code} from ${r.tokenSource}`).join(", ")}; object after the restart: ${JSON.stringify(object.status)}; storage: ${files.map((f) => `${f.file} (${f.text.length} B)`).join(", ")}; in the clear: ${JSON.stringify(found)}`);
 
@@ -203,11 +218,12 @@ test("restart: with on-disk Durable Object storage a restarted workerd makes no 
   assert.deepEqual(found, [], "no token, secret or client id in the clear");
   // …and the scan would have found one: the token base64url-encoded inside a file's bytes.
   assert.deepEqual(plaintextIn(files[0].text + Buffer.from(`{"t":"${tap.tokens[0]}"}`).toString("base64url"), forbidden), ["token 1"]);
+  quiet();
 });
 
 test("faults: an object that throws, cannot start, cannot be reached, never answers, answers garbage or no token: every call succeeds through each isolate's own single flight", { timeout: 60_000 }, async () => {
   // timeoutMs 1500: a coordinator's default store timeout is timeoutMs + 1000 = 2500 ms.
-  const { w, tokenRequests } = await setup("faults", { options: { timeoutMs: 1500 } });
+  const { w, quiet, tokenRequests } = await setup("faults", { options: { timeoutMs: 1500 } });
   const CASES = [
     ["ThrowingCoordinator", "store_failed:read:error"],
     ["UnreachableCoordinator", "store_failed:read:error"],
@@ -234,13 +250,14 @@ test("faults: an object that throws, cannot start, cannot be reached, never answ
     if (ns === "HangingCoordinator") assert.ok(Math.min(...ms) >= 2400, `waited for the store timeout (timeoutMs + 1000) before falling back: ${Math.min(...ms)} ms`);
   }
   console.log(`faults:\n  ${figures.join("\n  ")}`);
+  quiet();
 });
 
 test("faults: a refresh failing under a still-valid token is invisible to callers", { timeout: 60_000 }, async () => {
   // 10 s tokens: the object's alarm at 5 s, isolates' refresh point ≈ 7.5 s, callers wait from
   // 9 s. The alarm's refresh fails (503); the backoff (1–3 s) retries before anyone must wait.
   const LIFETIME_S = 10;
-  const { sb, w, tokenRequests } = await setup("refresh-fault", { lifetime: LIFETIME_S });
+  const { sb, w, quiet, tokenRequests } = await setup("refresh-fault", { lifetime: LIFETIME_S });
   const cold = await Promise.all(SERVICES.map((s) => w.call(s)));
   assert.equal(failures(cold).length, 0, describeFailures(cold));
   sb.control.addFault({ target: "token", status: 503, headers: { "content-type": "application/json" }, body: '{"error":"temporarily_unavailable"}', count: 1 });
@@ -248,7 +265,7 @@ test("faults: a refresh failing under a still-valid token is invisible to caller
   const counters = sb.control.counters();
   const seen = await isolates(w);
   const object = await w.object("a");
-  console.log(`refresh fault: ${results.length} calls, ${failures(results).length} failed, token requests ${tokenRequests()} (${JSON.stringify(counters.tokenErrors)} failed, faults applied ${counters.faultsApplied}), API 401s ${counters.apiByStatus["401"] ?? 0}, max call ${Math.max(...results.map((r) => r.ms))} ms, object: ${JSON.stringify(object.status)}`);
+  console.log(`refresh fault: ${results.length} calls, ${failures(results).length} failed, token requests ${tokenRequests()} (${counters.faultsApplied} answered 503 by the fault), API 401s ${counters.apiByStatus["401"] ?? 0}, max call ${Math.max(...results.map((r) => r.ms))} ms, object: ${JSON.stringify(object.status)}`);
   assert.equal(counters.faultsApplied, 1, "the object's refresh met the failing token endpoint");
   assert.ok(counters.tokenSuccesses >= 2, "and a later one got the next token");
   assert.equal(failures(results).length, 0, describeFailures(results));
@@ -257,10 +274,11 @@ test("faults: a refresh failing under a still-valid token is invisible to caller
     assert.equal(seen[s].status.tokenRequests, 0, `${s} made no token request of its own`);
     assert.equal(seen[s].counts["token_acquired:endpoint"] ?? 0, 0, `${s}: ${JSON.stringify(seen[s].counts)}`);
   }
+  quiet();
 });
 
 test("cancellation: the call that wakes a cold object is aborted mid-flight (its client goes away); the other calls succeed on the object's one token request", { timeout: 60_000 }, async () => {
-  const { sb, tap, w, tokenRequests } = await setup("cancel");
+  const { sb, tap, w, quiet, tokenRequests } = await setup("cancel");
   sb.control.addFault({ target: "token", delayMs: 1500, count: 1 });
   const client = new AbortController();
   const first = w.call("a", { tag: "first" }, { signal: client.signal }).then(
@@ -291,4 +309,25 @@ test("cancellation: the call that wakes a cold object is aborted mid-flight (its
     assert.equal(seen[s].status.tokenSource, "coordinator", `${s}: ${JSON.stringify(seen[s].counts)}`);
   }
   assert.equal(object.status.tokenRequests, 1);
+  quiet();
+});
+
+test("after a 401 (the bank revoked the token) every isolate's call succeeds on the object's one new token", { timeout: 60_000 }, async () => {
+  const { sb, w, quiet, tokenRequests } = await setup("revoked");
+  const warm = await Promise.all(SERVICES.map((s) => w.call(s)));
+  assert.equal(failures(warm).length, 0, describeFailures(warm));
+  sb.control.revoke();
+  const results = await spread(w, 30);
+  const counters = sb.control.counters();
+  const seen = await isolates(w);
+  const object = await w.object("a");
+  console.log(`401: ${results.length - failures(results).length}/${results.length} ok after the revocation; API 401s ${counters.apiByStatus["401"] ?? 0}; token requests ${tokenRequests()}; object: ${JSON.stringify(object.status)}; isolates: ${JSON.stringify(Object.fromEntries(SERVICES.map((s) => [s, seen[s].counts])))}`);
+  assert.equal(failures(results).length, 0, describeFailures(results));
+  assert.ok((counters.apiByStatus["401"] ?? 0) >= SERVICES.length, "each isolate met the 401");
+  assert.equal(tokenRequests(), 2, "the first token and one new one for every isolate");
+  for (const s of SERVICES) {
+    assert.equal(seen[s].status.tokenRequests, 0, `${s} made no token request of its own`);
+    assert.equal(seen[s].counts["token_acquired:coordinator"], 2, `${s}: ${JSON.stringify(seen[s].counts)}`);
+  }
+  quiet();
 });

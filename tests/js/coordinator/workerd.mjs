@@ -13,6 +13,7 @@
 // COORD_BREAK (for checking that the tests can fail; unset in `make test`):
 //   no-coordinator  the Workers have no store (each isolate by itself, as without this issue)
 //   no-alarm        the object's alarm() does nothing
+//   no-forget       the object's forget() (the 401 path) does nothing
 //   in-memory       the objects' storage is in memory even where a test asks for a disk
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -6,17 +6,18 @@ export const FAULT_CLASSES = ["ThrowingCoordinator", "UnreachableCoordinator", "
 
 /**
  * Service `coord`: the user's re-export of the package's Durable Object class (with
- * COORD_BREAK=no-alarm, a subclass whose alarm does nothing), and objects that fail in each way a
+ * COORD_BREAK=no-alarm or no-forget, a subclass whose alarm or forget does nothing), and objects that fail in each way a
  * coordinator can: every call throws; the object cannot even start (its constructor throws);
  * `token` never answers (within a minute); it answers a string that is no entry; it answers
  * "no token" (null).
  */
+const BROKEN = { "no-alarm": "async alarm() {}", "no-forget": "async forget() {}" };
 export const COORD_SOURCE = (brk) => `import { DurableObject } from "cloudflare:workers";
 ${
-  brk === "no-alarm"
+  BROKEN[brk]
     ? `import { TokenCoordinator as Coordinator } from "qbank-connect";
 export class TokenCoordinator extends Coordinator {
-  async alarm() {}
+  ${BROKEN[brk]}
 }`
     : `export { TokenCoordinator } from "qbank-connect";`
 }
