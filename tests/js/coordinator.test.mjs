@@ -13,9 +13,9 @@
 //
 // - Fan-in: 300 concurrent cold calls spread over a, b, c: 1 token request, 0 failures.
 // - Tokens that expire under load: 5 s tokens, a slow token endpoint (1 s), 30 s of steady
-//   traffic, then a quiet spell longer than a token's life: token requests ≈ one per 2.5 s (the
-//   object's alarm at expiresAt − 2·W, W = min(300 s, lifetime/4)), no call ever takes as long as
-//   a token request, no isolate makes one, no 401.
+//   traffic, then no traffic until every isolate's token has expired: token requests ≈ one per
+//   2.5 s (the object's alarm at expiresAt − 2·W, W = min(300 s, lifetime/4)), no call ever takes
+//   as long as a token request (also after the quiet spell), no isolate makes one, no 401.
 // - Restart: on-disk storage; after a workerd restart no new token request; no token, secret or
 //   client id in the clear in any storage file (raw bytes, or any base64/base64url run decoded).
 // - Faults: objects that throw, cannot start, are unreachable from the stub, never answer, answer
@@ -61,15 +61,16 @@ const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length -
 
 /**
  * A sandbox with a client of its own (so the leak scanner learns its secret), a tap in front of
- * its token endpoint, and workerd serving coord, a, b, c for that client.
+ * its token endpoint (`direct`: not used, the Workers ask the sandbox itself; the tap passes on no
+ * header but the content type), and workerd serving coord, a, b, c for that client.
  */
-async function setup(name, { lifetime = 3600, disk, options } = {}) {
+async function setup(name, { lifetime = 3600, disk, options, direct = false } = {}) {
   const client = { clientId: `coord-${name}-${randomBytes(3).toString("hex")}`, clientSecret: `qb-coord-${name}-${randomBytes(12).toString("hex")}`, scopes: ["balances.read"] };
   const sb = await startSandbox({ clients: [client], tokenLifetimeSeconds: lifetime });
   cleanups.push(() => sb.close());
   const tap = await tokenTap(sb);
   cleanups.push(() => tap.close());
-  const w = await startCoordinators({ settings: { tokenUrl: tap.tokenUrl, apiBaseUrl: sb.apiBaseUrl, clientId: client.clientId, clientSecret: client.clientSecret, options }, disk });
+  const w = await startCoordinators({ settings: { tokenUrl: direct ? sb.tokenUrl : tap.tokenUrl, apiBaseUrl: sb.apiBaseUrl, clientId: client.clientId, clientSecret: client.clientSecret, options }, disk });
   cleanups.push(() => w.stop());
   /** Asserts that workerd's output (the Workers' and the objects' console, errors) holds no token, secret or client id. */
   const quiet = () => assert.deepEqual(plaintextIn(w.output(), secrets(client, tap)), [], "workerd's output holds no token, secret or client id");
@@ -146,10 +147,13 @@ test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 i
   const results = await steadyTraffic(w, { forMs: RUN_MS });
   const steadyRequests = tap.arrivals();
   const steadyElapsed = performance.now() - started;
-  // No traffic for longer than a token lives: the alarm alone keeps a token ready.
-  const quietFrom = tap.arrivals();
-  await sleep(LIFETIME_S * 1000 + 1000);
-  const quietRequests = tap.arrivals() - quietFrom;
+  // Then no traffic until every isolate's token has expired (without the alarm the object's
+  // would have too, and the next calls would wait for a token request): the alarm refreshed
+  // ahead, with no traffic at that moment.
+  const quietFrom = performance.now();
+  const lastExpiry = Math.max(...Object.values(await isolates(w)).map((i) => i.status.expiresAt));
+  await sleep(lastExpiry + 300 - Date.now());
+  const quietMs = performance.now() - quietFrom;
   const afterQuiet = await Promise.all(SERVICES.map((s) => w.call(s)));
   const all = [...results, ...afterQuiet];
 
@@ -161,7 +165,7 @@ test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 i
   const expected = 1 + Math.floor(steadyElapsed / PERIOD_MS);
   console.log(
     `expiry: ${all.length} calls, ${failures(all).length} failed; token requests during the ${(steadyElapsed / 1000).toFixed(1)} s of traffic: ${steadyRequests} ` +
-      `(expected ≈ ${expected}: one at the start, then one every ${PERIOD_MS} ms; tolerance −2/+1); during ${LIFETIME_S + 1} s without traffic: ${quietRequests}; ` +
+      `(expected ≈ ${expected}: one at the start, then one every ${PERIOD_MS} ms; tolerance −2/+1); then ${(quietMs / 1000).toFixed(1)} s without traffic, until every isolate's token had expired; ` +
       `call time inside the isolate p50 ${percentile(inside, 50)} ms, p99 ${percentile(inside, 99)} ms, max ${Math.max(...inside)} ms (a token request takes ≥ ${DELAY_MS} ms); ` +
       `from the test p50 ${percentile(outside, 50).toFixed(0)} ms, max ${Math.max(...outside).toFixed(0)} ms; after the quiet spell ${afterQuiet.map((r) => r.ms).join("/")} ms; ` +
       `API 401s at the bank: ${counters.apiByStatus["401"] ?? 0}; object: ${JSON.stringify(object.status)}; isolates: ${JSON.stringify(Object.fromEntries(SERVICES.map((s) => [s, seen[s].counts])))}`,
@@ -171,7 +175,6 @@ test("tokens that expire under load: 5 s tokens, 30 s of steady traffic over 3 i
   assert.equal(all.filter((r) => r.status === 401).length, 0, "no 401 reached a caller");
   assert.equal(counters.apiByStatus["401"] ?? 0, 0, "the API never answered 401 (no call went out with an expired token)");
   assert.ok(steadyRequests >= expected - 2 && steadyRequests <= expected + 1, `token requests ${steadyRequests}, expected ${expected} (−2/+1)`);
-  assert.ok(quietRequests >= 2, `the alarm refreshed with no traffic (${quietRequests} token requests in ${LIFETIME_S + 1} s)`);
   // Nobody waited for a token request: no call took as long as one (the first calls aside).
   assert.ok(Math.max(...inside) < DELAY_MS, `the longest call took ${Math.max(...inside)} ms inside its isolate`);
   for (const s of SERVICES) {
@@ -253,28 +256,73 @@ test("faults: an object that throws, cannot start, cannot be reached, never answ
   quiet();
 });
 
-test("faults: a refresh failing under a still-valid token is invisible to callers", { timeout: 60_000 }, async () => {
-  // 10 s tokens: the object's alarm at 5 s, isolates' refresh point ≈ 7.5 s, callers wait from
-  // 9 s. The alarm's refresh fails (503); the backoff (1–3 s) retries before anyone must wait.
-  const LIFETIME_S = 10;
-  const { sb, w, quiet, tokenRequests } = await setup("refresh-fault", { lifetime: LIFETIME_S });
+/**
+ * `lifetimeS` tokens, every token request but the failing one held `delayMs` by the sandbox. The
+ * object's alarm (at lifetime/2) gets a 503, with `Retry-After: retryAfterS` if given; traffic
+ * goes on over a, b, c until past the first token's expiry. Returns what the run saw.
+ */
+async function refreshFails(name, { lifetimeS, delayMs = 0, retryAfterS }) {
+  // Retry-After must reach the Workers: straight to the sandbox then, counted by it.
+  const { sb, tap, w, quiet, tokenRequests } = await setup(name, { lifetime: lifetimeS, direct: !!retryAfterS });
+  const sent = () => (retryAfterS ? tokenRequests() : tap.arrivals());
   const cold = await Promise.all(SERVICES.map((s) => w.call(s)));
   assert.equal(failures(cold).length, 0, describeFailures(cold));
-  sb.control.addFault({ target: "token", status: 503, headers: { "content-type": "application/json" }, body: '{"error":"temporarily_unavailable"}', count: 1 });
-  const results = await steadyTraffic(w, { forMs: LIFETIME_S * 1000 + 1500 });
-  const counters = sb.control.counters();
+  const headers = { "content-type": "application/json", ...(retryAfterS ? { "retry-after": String(retryAfterS) } : {}) };
+  sb.control.addFault({ target: "token", status: 503, headers, body: '{"error":"temporarily_unavailable"}', count: 1 });
+  if (delayMs) sb.control.addFault({ target: "token", delayMs, count: 1_000 });
+  const results = await steadyTraffic(w, { forMs: lifetimeS * 1000 + 1500 });
   const seen = await isolates(w);
-  const object = await w.object("a");
-  console.log(`refresh fault: ${results.length} calls, ${failures(results).length} failed, token requests ${tokenRequests()} (${counters.faultsApplied} answered 503 by the fault), API 401s ${counters.apiByStatus["401"] ?? 0}, max call ${Math.max(...results.map((r) => r.ms))} ms, object: ${JSON.stringify(object.status)}`);
-  assert.equal(counters.faultsApplied, 1, "the object's refresh met the failing token endpoint");
-  assert.ok(counters.tokenSuccesses >= 2, "and a later one got the next token");
-  assert.equal(failures(results).length, 0, describeFailures(results));
-  assert.equal(counters.apiByStatus["401"] ?? 0, 0, "no call went out with an expired token");
-  for (const s of SERVICES) {
-    assert.equal(seen[s].status.tokenRequests, 0, `${s} made no token request of its own`);
-    assert.equal(seen[s].counts["token_acquired:endpoint"] ?? 0, 0, `${s}: ${JSON.stringify(seen[s].counts)}`);
-  }
+  // The object's count and the endpoint's agree once a request in flight has arrived (or never,
+  // when the isolates asked the endpoint themselves).
+  const object = await until(async () => {
+    const o = await w.object("a");
+    return o.status.tokenRequests === sent() && o;
+  }, "the object's token requests to equal the endpoint's", 3000).catch(() => w.object("a"));
+  const r = {
+    results,
+    object: object.status,
+    failed503: !sb.control.faults().some((f) => f.status === 503),
+    tokenRequests: sent(),
+    api401: sb.control.counters().apiByStatus["401"] ?? 0,
+    maxMs: Math.max(...results.map((x) => x.ms)),
+    isolateRequests: SERVICES.map((s) => seen[s].status.tokenRequests),
+  };
+  console.log(
+    `refresh fault (${lifetimeS} s tokens${delayMs ? `, token requests take ${delayMs} ms` : ""}${retryAfterS ? `, Retry-After: ${retryAfterS}` : ""}): ` +
+      `${results.length} calls, ${failures(results).length} failed, longest ${r.maxMs} ms; token requests ${r.tokenRequests} (the object's ${r.object.tokenRequests}, ` +
+      `one of them answered 503: ${r.failed503}; the isolates' own ${r.isolateRequests.join("/")}); API 401s ${r.api401}; object: ${JSON.stringify(r.object)}; ` +
+      `isolates: ${JSON.stringify(Object.fromEntries(SERVICES.map((s) => [s, seen[s].counts])))}`,
+  );
   quiet();
+  return r;
+}
+
+test("faults: a refresh failing under a still-valid token is invisible to callers", { timeout: 60_000 }, async () => {
+  // 10 s tokens: the object's alarm at 5 s, the isolates' refresh point ≈ 7.5 s, callers wait
+  // from 9 s. Token requests take 1 s, so a caller that waited for one would show it.
+  const r = await refreshFails("refresh-fault", { lifetimeS: 10, delayMs: 1000 });
+  assert.ok(r.failed503, "a refresh met the failing token endpoint");
+  assert.ok(r.object.tokenRequests >= 3, "the object's first token, the failed refresh, and the next token");
+  assert.equal(failures(r.results).length, 0, describeFailures(r.results));
+  assert.equal(r.api401, 0, "no call went out with an expired token");
+  assert.ok(r.maxMs < 1000, `no caller waited for a token request (the longest call took ${r.maxMs} ms)`);
+});
+
+// Found by this test: while the object backs off (here for the bank's Retry-After), it answers an
+// isolate at its refresh point with the token that isolate already has, and the isolate then asks
+// the token endpoint itself (the fleet core's path after a lease): during an outage every isolate
+// goes around the object's backoff and Retry-After (one background request each; callers see
+// nothing). Marked todo until TokenCoordinator / durableObjectStore settle what an isolate does
+// then; it fails as written (each isolate makes 1 token request of its own).
+test("faults: the isolates keep to the object's backoff: a refresh failing with Retry-After makes no isolate ask the token endpoint itself", { timeout: 60_000, todo: "isolates go around the object's backoff" }, async () => {
+  // 12 s tokens: the object's alarm at ≈ 6 s gets a 503 with Retry-After: 4 (its retry at ≈ 10 s);
+  // the isolates reach their refresh point (≈ 9 s) while the object still backs off; callers
+  // would wait from 10.8 s.
+  const r = await refreshFails("retry-after", { lifetimeS: 12, retryAfterS: 4 });
+  assert.ok(r.failed503, "a refresh met the failing token endpoint");
+  assert.equal(failures(r.results).length, 0, describeFailures(r.results));
+  assert.deepEqual(r.isolateRequests, [0, 0, 0], "token requests the isolates made themselves");
+  assert.equal(r.tokenRequests, r.object.tokenRequests, "every token request that reached the endpoint was the object's");
 });
 
 test("cancellation: the call that wakes a cold object is aborted mid-flight (its client goes away); the other calls succeed on the object's one token request", { timeout: 60_000 }, async () => {
