@@ -120,7 +120,9 @@ export async function startCoordinators({ settings, disk }) {
   let output = "";
   let server;
   const start = async () => {
+    // --verbose: the Workers' and the objects' console and uncaught errors are in the output (quiet() reads it).
     server = await serveWorkerd(root, ports.a, {
+      verbose: true,
       spawned: (child) => {
         live.add(child);
         child.once("exit", () => live.delete(child));
