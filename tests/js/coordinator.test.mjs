@@ -17,7 +17,8 @@
 //   2.5 s (the object's alarm at expiresAt − 2·W, W = min(300 s, lifetime/4)), no call ever takes
 //   as long as a token request (also after the quiet spell), no isolate makes one, no 401.
 // - Restart: on-disk storage; after a workerd restart no new token request; no token, secret or
-//   client id in the clear in any storage file (raw bytes, or any base64/base64url run decoded).
+//   client id in the clear in any storage file's name or bytes (raw, or any base64/base64url run
+//   decoded).
 // - Faults: objects that throw, cannot start, are unreachable from the stub, never answer, answer
 //   garbage or "no token": every call succeeds through the isolates' own single flight (one
 //   token request per isolate). A refresh failing under a valid token: invisible to callers.
@@ -126,6 +127,8 @@ test("fan-in: 300 concurrent cold calls over 3 Worker isolates sharing one Token
     assert.equal(seen[s].counts["token_acquired:coordinator"], 1, `${s}: one token from the object (${JSON.stringify(seen[s].counts)})`);
   }
   assert.equal(object.status.tokenRequests, 1, "the object made the one token request");
+  assert.equal(object.names, 1, "one object for the credential set");
+  assert.equal(object.named, true, "named after the entry name (qbank-connect:v1: and an HMAC), not the client id");
   // Its alarm is set at expiresAt − 2·W (W = min(300 s, lifetime / 4) = 300 s; the object's own
   // refresh point carries the manager's jitter, up to 5 % of W, twice), ahead of every isolate's
   // refresh point (expiresAt − W·(1 + up to 5 %)).
@@ -211,7 +214,7 @@ test("restart: with on-disk Durable Object storage a restarted workerd makes no 
   await w.stop(); // everything written and closed before the files are read
   const files = filesText(disk, listFiles(disk));
   const forbidden = secrets(client, tap);
-  const found = files.map(({ file, text }) => [file, plaintextIn(text, forbidden)]).filter(([, names]) => names.length);
+  const found = files.map(({ file, text }) => [file, plaintextIn(`${file}\n${text}`, forbidden)]).filter(([, names]) => names.length);
   console.log(`restart: token requests ${tokenRequests()} (1 before the restart); after it: ${again.map((r) => `${r.service} ${r.ok ? "ok" : r.code} from ${r.tokenSource}`).join(", ")}; object after the restart: ${JSON.stringify(object.status)}; storage: ${files.map((f) => `${f.file} (${f.text.length} B)`).join(", ")}; in the clear: ${JSON.stringify(found)}`);
 
   assert.equal(failures(again).length, 0, describeFailures(again));

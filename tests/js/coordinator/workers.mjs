@@ -161,7 +161,9 @@ export default {
       const names = c ? [...c.names] : [];
       if (names.length !== 1) return Response.json({ names: names.length });
       const stub = env[ns].get(env[ns].idFromName(names[0]));
-      return Response.json({ names: 1, status: await stub.status() });
+      // The object's name is the entry name (an HMAC): never the client id.
+      const named = /^qbank-connect:v1:[0-9a-f]{64}$/.test(names[0]) && !names[0].includes(env.CLIENT_ID);
+      return Response.json({ names: 1, named, status: await stub.status() });
     }
     if (url.pathname === "/log") return Response.json(log);
     if (url.pathname === "/end") {
