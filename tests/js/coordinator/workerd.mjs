@@ -7,7 +7,7 @@
 //   `durableObjectNamespace = (className, serviceName = "coord")`, each holding module-level
 //   QBankClients with `store: durableObjectStore(env.QBANK_TOKENS)` (CLIENT_SOURCE).
 // Both Workers are bundled from the installed package (target/consumer) the way wrangler bundles
-// a Worker (harness.mjs's WORKER_BUILD, `cloudflare:*` left to the runtime, each .wasm its own
+// a Worker (harness.mjs's WORKER_BUILD: `cloudflare:*` left to the runtime, each .wasm its own
 // module). Not a test file.
 //
 // COORD_BREAK (for checking that the tests can fail; unset in `make test`):
@@ -45,8 +45,7 @@ async function build() {
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "src.js"), source);
-    // wrangler leaves `cloudflare:*` imports to the runtime, as it does `*.wasm`.
-    await esbuild.build({ ...WORKER_BUILD, external: [...WORKER_BUILD.external, "cloudflare:*"], entryPoints: [join(dir, "src.js")], outfile: join(dir, "worker.js") });
+    await esbuild.build({ ...WORKER_BUILD, entryPoints: [join(dir, "src.js")], outfile: join(dir, "worker.js") });
     const { modules } = wasmAsModules(dir, (base) => join(CONSUMER, "node_modules", "qbank-connect", base));
     // Embedded paths are relative to the config file, one folder up.
     bundles[name] = modules.map((m) => m.replace(/embed "/g, `embed "${name}/`));
