@@ -21,8 +21,8 @@
 //   decoded).
 // - Faults: objects that throw, cannot start, are unreachable from the stub, never answer, answer
 //   garbage or "no token": every call succeeds through the isolates' own single flight (one
-//   token request per isolate). A refresh failing under a valid token: invisible to callers.
-//   (todo: the isolates keeping to the object's backoff and Retry-After; see that test.)
+//   token request per isolate). A refresh failing under a valid token: invisible to callers; and
+//   under the bank's Retry-After no isolate goes around the object's backoff.
 // - Cancellation: the call that wakes a cold object is aborted by its client mid-flight (local
 //   workerd does not notice a disconnect while a request runs, so the Worker ends the request as
 //   Cloudflare does: see coordinator/workers.mjs); the other calls succeed on that object's one
@@ -292,11 +292,14 @@ async function refreshFails(name, { lifetimeS, delayMs = 0, retryAfterS }) {
     api401: sb.control.counters().apiByStatus["401"] ?? 0,
     maxMs: Math.max(...results.map((x) => x.ms)),
     isolateRequests: SERVICES.map((s) => seen[s].status.tokenRequests),
+    // When isolate a's tokens expire, in order.
+    expiries: seen.a.events.filter((e) => e.type === "token_acquired").map((e) => e.expiresAt),
   };
   console.log(
     `refresh fault (${lifetimeS} s tokens${delayMs ? `, token requests take ${delayMs} ms` : ""}${retryAfterS ? `, Retry-After: ${retryAfterS}` : ""}): ` +
       `${results.length} calls, ${failures(results).length} failed, longest ${r.maxMs} ms; token requests ${r.tokenRequests} (the object's ${r.object.tokenRequests}, ` +
-      `one of them answered 503: ${r.failed503}; the isolates' own ${r.isolateRequests.join("/")}); API 401s ${r.api401}; object: ${JSON.stringify(r.object)}; ` +
+      `one of them answered 503: ${r.failed503}; the isolates' own ${r.isolateRequests.join("/")}); isolate a's tokens expire ${r.expiries.slice(1).map((e, i) => `+${e - r.expiries[i]} ms`).join(", ")} apart; ` +
+      `API 401s ${r.api401}; object: ${JSON.stringify(r.object)}; ` +
       `isolates: ${JSON.stringify(Object.fromEntries(SERVICES.map((s) => [s, seen[s].counts])))}`,
   );
   quiet();
@@ -314,21 +317,23 @@ test("faults: a refresh failing under a still-valid token is invisible to caller
   assert.ok(r.maxMs < 1000, `no caller waited for a token request (the longest call took ${r.maxMs} ms)`);
 });
 
-// Found by this test: while the object backs off (here for the bank's Retry-After), it answers an
-// isolate at its refresh point with the token that isolate already has, and the isolate then asks
-// the token endpoint itself (the fleet core's path after a lease): during an outage every isolate
-// goes around the object's backoff and Retry-After (one background request each; callers see
-// nothing). Marked todo until TokenCoordinator / durableObjectStore settle what an isolate does
-// then; it fails as written (each isolate makes 1 token request of its own).
-test("faults: the isolates keep to the object's backoff: a refresh failing with Retry-After makes no isolate ask the token endpoint itself", { timeout: 60_000, todo: "isolates go around the object's backoff" }, async () => {
-  // 12 s tokens: the object's alarm at ≈ 6 s gets a 503 with Retry-After: 4 (its retry at ≈ 10 s);
-  // the isolates reach their refresh point (≈ 9 s) while the object still backs off; callers
-  // would wait from 10.8 s.
+// While the object backs off (here for the bank's Retry-After), an isolate at its refresh point
+// that finds nothing newer at the object keeps its token and asks again later: it must not go
+// around the object's backoff to the token endpoint itself.
+test("faults: the isolates keep to the object's backoff: a refresh failing with Retry-After makes no isolate ask the token endpoint itself", { timeout: 60_000 }, async () => {
+  // 12 s tokens: the object's alarm at ≈ 6 s (≥ 5.7 s: W = 3 s, its refresh point's jitter up to
+  // 5 % of W, twice) gets a 503 with Retry-After: 4, so its retry comes at ≥ 9.7 s; the isolates
+  // reach their refresh point (≈ 9 s) while the object still backs off; callers would wait from
+  // 10.8 s.
   const r = await refreshFails("retry-after", { lifetimeS: 12, retryAfterS: 4 });
   assert.ok(r.failed503, "a refresh met the failing token endpoint");
   assert.equal(failures(r.results).length, 0, describeFailures(r.results));
   assert.deepEqual(r.isolateRequests, [0, 0, 0], "token requests the isolates made themselves");
   assert.equal(r.tokenRequests, r.object.tokenRequests, "every token request that reached the endpoint was the object's");
+  // The object kept to Retry-After: its next token was sent ≥ 9.7 s after the first (so the
+  // isolates did reach their refresh point inside its backoff).
+  assert.equal(r.expiries.length, 2, "isolate a: its first token and the object's next");
+  assert.ok(r.expiries[1] - r.expiries[0] >= 9_600, `the next token came ${r.expiries[1] - r.expiries[0]} ms after the first`);
 });
 
 test("cancellation: the call that wakes a cold object is aborted mid-flight (its client goes away); the other calls succeed on the object's one token request", { timeout: 60_000 }, async () => {

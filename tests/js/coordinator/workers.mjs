@@ -102,7 +102,7 @@ function clientFor(env, ctx, ns) {
     allowInsecureHttp: true,
     ...(NO_STORE ? {} : { store: durableObjectStore(binding) }),
     waitUntil: (p) => ctx.waitUntil(p),
-    onEvent: (e) => events.push({ type: e.type, source: e.source, step: e.step, failure: e.failure, reason: e.reason, background: e.background, code: e.code, at: e.at }),
+    onEvent: (e) => events.push({ type: e.type, source: e.source, step: e.step, failure: e.failure, reason: e.reason, background: e.background, code: e.code, at: e.at, expiresAt: e.expiresAt }),
     ...JSON.parse(env.OPTIONS),
   });
   c = { client, events, names };
