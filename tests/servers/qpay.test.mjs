@@ -458,10 +458,13 @@ describe('qpay: Credentials API', () => {
     await expectApiError(await api('/whoami', { bearer: `${h}.${forged}.${s}` }), 401, 'invalid_token');
     assert.equal(p.length > 0, true);
 
-    // Expiry on the server's clock.
-    qp.control.advanceClock(299_000);
+    // Expiry on the server's clock: a second before the token's exp, then at it (set from exp,
+    // not advanced from the login, so time spent under load in between cannot end it early).
+    const expMs = jwtPart(u.access_token, 1).exp * 1000;
+    assert.equal(expMs - Date.now() <= 300_000, true, 'a 300 s token');
+    qp.control.setClockOffset(expMs - 1_000 - Date.now());
     assert.equal((await api('/whoami', { bearer: u.access_token })).status, 200);
-    qp.control.advanceClock(1_000);
+    qp.control.setClockOffset(expMs - Date.now());
     r = await api('/whoami', { bearer: u.access_token });
     const j = await expectApiError(r, 401, 'invalid_token');
     assert.match(j.error_description, /expired/);
