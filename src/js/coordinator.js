@@ -64,7 +64,6 @@ import { expiring, hasMethods, unexpired, wholeMs } from "./adapters.js";
  *
  * @typedef {object} Coord a TokenCoordinator, as the functions below use it
  * @property {State} state
- * @property {Slot | undefined} slot
  * @property {number} alarms
  */
 
@@ -84,6 +83,12 @@ const OPTIONS = [
   "allowInsecureHttp",
 ];
 const NAME = /^qbank-connect:v1:[0-9a-f]{64}$/;
+/**
+ * Each object's slot, outside the object, so that nothing that shows an object (console.log, a
+ * debugger, JSON.stringify) shows the options it keeps, secret included.
+ * @type {WeakMap<object, Slot>}
+ */
+const slots = new WeakMap();
 
 /**
  * The coordinator store: pass it as `store` to TokenManager or QBankClient in a Worker.
@@ -116,8 +121,6 @@ export function tokenCoordinator(DurableObject, TokenManager) {
       super(ctx, env);
       /** @type {State} */
       this.state = ctx;
-      /** @type {Slot | undefined} */
-      this.slot = undefined;
       this.alarms = 0;
     }
 
@@ -151,7 +154,7 @@ export function tokenCoordinator(DurableObject, TokenManager) {
      * @param {unknown} raw
      */
     async forget(name, raw) {
-      const s = this.slot;
+      const s = slots.get(this);
       if (!s || name !== s.name || typeof raw !== "string" || s.raw !== raw) return;
       s.raw = null;
       await this.state.storage.delete(s.name);
@@ -160,7 +163,7 @@ export function tokenCoordinator(DurableObject, TokenManager) {
 
     /** For operators, tests and the demo: no token, no secret, no entry name. */
     async status() {
-      const s = this.slot;
+      const s = slots.get(this);
       const st = s?.tm.status;
       return {
         managers: s ? 1 : 0,
@@ -182,7 +185,7 @@ export function tokenCoordinator(DurableObject, TokenManager) {
      */
     async alarm() {
       this.alarms++;
-      const s = this.slot;
+      const s = slots.get(this);
       if (!s) return;
       s.alarmAt = undefined;
       if (s.answeredAt < s.gotAt) return;
@@ -202,7 +205,7 @@ export function tokenCoordinator(DurableObject, TokenManager) {
  * @param {Record<string, unknown>} options
  */
 function use(self, TokenManager, name, options) {
-  const old = self.slot;
+  const old = slots.get(self);
   if (old && old.name !== name) return undefined;
   const picked = Object.fromEntries(OPTIONS.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
   const same = JSON.stringify(picked);
@@ -255,7 +258,7 @@ function use(self, TokenManager, name, options) {
     return undefined;
   }
   if (old) void old.tm.close();
-  self.slot = s;
+  slots.set(self, s);
   return s;
 }
 

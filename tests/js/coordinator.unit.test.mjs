@@ -20,6 +20,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
 import { startSandbox } from "../servers/sandbox.mjs";
 import { eventually, fakeClock } from "../reliability/support.mjs";
 import { ROOT } from "./harness.mjs";
@@ -132,6 +133,11 @@ describe("TokenCoordinator on the host, simulated time", { timeout: 60_000 }, ()
     const { data } = ns.only().state;
     const kept = JSON.stringify([...data.entries()]) + JSON.stringify(st);
     for (const s of [tokens[0].accessToken, CLIENT.clientSecret, CLIENT.clientId]) assert.ok(!kept.includes(s), "storage and status carry no secret in the clear");
+    // Nor does the object itself, shown or serialised (its options live outside it).
+    const { object } = ns.only();
+    for (const shown of [JSON.stringify(object), inspect(object, { depth: 10, showHidden: true })]) {
+      for (const s of [tokens[0].accessToken, CLIENT.clientSecret]) assert.ok(!shown.includes(s), "the object shows no secret");
+    }
     assert.equal(data.size, 1);
     assert.match([...data.keys()][0], /^qbank-connect:v1:[0-9a-f]{64}$/);
     assert.equal(ns.objects.keys().next().value, `id:${[...data.keys()][0]}`, "the object is named after the entry");
