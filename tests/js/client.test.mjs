@@ -7,7 +7,7 @@ import { describe, it, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import { randomBytes } from "node:crypto";
-import { SEED_ACCOUNTS } from "../servers/sandbox.mjs";
+import { SEED_ACCOUNTS } from "../../src/testing/sandbox.mjs";
 import {
   QBankClient,
   assertNoneContain,

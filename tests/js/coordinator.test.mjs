@@ -8,7 +8,7 @@
 // builds its client. Each call answers what the isolate saw (ok or the error code, how long
 // getBalance took inside the isolate, the token source, the isolate's own token requests); /state
 // gives an isolate's events, /object the object's status(). The token endpoint is the sandbox
-// (tests/servers/sandbox.mjs), behind harness.mjs's tokenTap (which sees each token request as it
+// (src/testing/sandbox.mjs), behind harness.mjs's tokenTap (which sees each token request as it
 // arrives and keeps every token issued, for the storage scan), with a fresh client per test.
 //
 // - Fan-in: 300 concurrent cold calls spread over a, b, c: 1 token request, 0 failures.
@@ -38,7 +38,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startSandbox } from "../servers/sandbox.mjs";
+import { startSandbox } from "../../src/testing/sandbox.mjs";
 import { eventually } from "../reliability/support.mjs";
 import { listFiles, tokenTap } from "./harness.mjs";
 import { plaintextIn } from "./fleet/fleet.mjs";

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import { startSandbox } from "../servers/sandbox.mjs";
+import { startSandbox } from "../../src/testing/sandbox.mjs";
 import { eventually, fakeClock } from "../reliability/support.mjs";
 import { ROOT } from "./harness.mjs";
 

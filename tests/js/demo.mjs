@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, buildWorker, sandboxSettings, startWorkerdExample } from "./examples.mjs";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 const SOURCES = { coordinator: "the coordinator", endpoint: "the endpoint (this isolate's own token request)", store: "the store" };
@@ -58,7 +58,7 @@ if (serve) {
   console.log(`
 Open ${worker.url}/ for the page, or ${worker.url}/balances/${ACCOUNT} for JSON.
 Other seeded accounts: acct-number-amounts, acct-realtime, acct-negative, acct-nested.
-The sandbox's control API is at ${sandbox.url}/__control/ (see tests/servers/README.md).
+The sandbox's control API is at ${sandbox.url}/__control/ (see src/testing/README.md).
 Ctrl-C stops the Worker and the sandbox.`);
   const quit = () => stop().then(() => process.exit(0));
   process.once("SIGINT", quit);

@@ -6,7 +6,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 import { startOidc, OIDC_CLIENTS } from "../servers/oidc.mjs";
 import { PKG_URL } from "./token-support.mjs";
 

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
-import { startSandbox } from "../servers/sandbox.mjs";
+import { startSandbox } from "../../src/testing/sandbox.mjs";
 import { startRedis } from "../servers/redis.mjs";
 import { caseRecorder, eventually } from "../reliability/support.mjs";
 import { tokenTap } from "./harness.mjs";

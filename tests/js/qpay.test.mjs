@@ -1,4 +1,4 @@
-// QPay (issue 8) from JavaScript, against the local QPay sandbox (tests/servers/qpay.mjs): the
+// QPay (issue 8) from JavaScript, against the local QPay sandbox (src/testing/qpay.mjs): the
 // end-to-end flow (password grant → whoami → createClient with a one-time secret → a TokenManager
 // on the new client → updateClientRoles → refresh across the token's boundary → deleteClient →
 // invalid_client), the 300-second arithmetic of the refresh rules against the document's
@@ -15,7 +15,7 @@ import { inspect } from "node:util";
 import { Console } from "node:console";
 import { Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
-import { startQPay, SEED_USERS, CONSOLE_CLIENT_ID } from "../servers/qpay.mjs";
+import { startQPay, SEED_USERS, CONSOLE_CLIENT_ID } from "../../src/testing/qpay.mjs";
 import {
   PKG_URL,
   QBankError,

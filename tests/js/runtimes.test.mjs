@@ -14,7 +14,7 @@ import { join, normalize, sep } from "node:path";
 import { BIN, ROOT, PKG, consumerFile, ensureConsumer, run, startWorkerd, tokenTap } from "./harness.mjs";
 import { DIST, EXAMPLE, buildWorker, sandboxSettings, startExampleServer, startWorkerdExample, wranglerConfig } from "./examples.mjs";
 import { checkSurface, surfaceProbe } from "./surface.mjs";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 const CLIENT = DEFAULT_CLIENTS[0];

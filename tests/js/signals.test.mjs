@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 import { PKG } from "./harness.mjs";
 
 const { QBankClient } = await import(`${PKG}/node.js`);

@@ -8,7 +8,7 @@ import http from "node:http";
 import { inspect } from "node:util";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { startSandbox } from "../servers/sandbox.mjs";
+import { startSandbox } from "../../src/testing/sandbox.mjs";
 import { PKG } from "./harness.mjs";
 
 /**

@@ -16,7 +16,7 @@ import { Miniflare } from "miniflare";
 import workerd from "workerd";
 import { CONSUMER, ROOT, WORKER_BUILD, ensureConsumer, wasmAsModules } from "./harness.mjs";
 import { CONTRACT } from "./store-contract.mjs";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 
 const CLIENT = DEFAULT_CLIENTS[0];
 /** The contract's cases that a store without setIfAbsent and deleteIfEquals can run. */

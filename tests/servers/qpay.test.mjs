@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startQPay, SEED_USERS, SEED_TENANTS, ROLES_BY_TENANT_TYPE, BODY_LIMIT, CONSOLE_CLIENT_ID } from './qpay.mjs';
+import { startQPay, SEED_USERS, SEED_TENANTS, ROLES_BY_TENANT_TYPE, BODY_LIMIT, CONSOLE_CLIENT_ID } from '../../src/testing/qpay.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -687,7 +687,7 @@ describe('qpay: options and lifecycle', () => {
   });
 
   it('runs standalone, prints one JSON line, writes nothing else, stops on SIGINT', async () => {
-    const child = spawn(process.execPath, [path.join(here, 'qpay.mjs'), '--port', '0', '--token-lifetime', '120'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(here, '..', '..', 'src', 'testing', 'qpay.mjs'), '--port', '0', '--token-lifetime', '120'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stderr.on('data', (d) => {
@@ -720,7 +720,7 @@ describe('qpay: options and lifecycle', () => {
   });
 
   it('refuses bad CLI arguments', async () => {
-    const child = spawn(process.execPath, [path.join(here, 'qpay.mjs'), '--token-lifetime', 'soon'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(here, '..', '..', 'src', 'testing', 'qpay.mjs'), '--token-lifetime', 'soon'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => {
       err += d;

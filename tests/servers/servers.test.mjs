@@ -6,7 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startSandbox, SEED_ACCOUNTS, BODY_LIMIT } from './sandbox.mjs';
+import { startSandbox, SEED_ACCOUNTS, BODY_LIMIT } from '../../src/testing/sandbox.mjs';
 import { startOidc } from './oidc.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -536,7 +536,7 @@ describe('sandbox: lifecycle', () => {
   });
 
   it('runs standalone, prints its urls as JSON and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [path.join(here, 'sandbox.mjs'), '--port', '0', '--token-lifetime', '120'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(here, '..', '..', 'src', 'testing', 'sandbox.mjs'), '--port', '0', '--token-lifetime', '120'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const line = await new Promise((resolve, reject) => {
         let buf = '';

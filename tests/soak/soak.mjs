@@ -1,6 +1,6 @@
 // Soak: one million cached getToken() calls on a warm TokenManager (and a million more with
 // { signal }, which go through the wasm rather than the JS fast path), 100,000 getBalance calls
-// against the local QBank sandbox (tests/servers/sandbox.mjs, run as its own process), then
+// against the local QBank sandbox (src/testing/sandbox.mjs, run as its own process), then
 // token lifecycles (a manager per unit of work, forceRefresh, invalidate, a 401 refresh-and-retry;
 // 2,000 each, with an autoRefresh: false control). For each phase it measures the wasm linear
 // memory, the live externref slots (JS values held by Rust), the JS heap after a full GC and the
@@ -30,7 +30,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 // module below is the instance the classes use.
 const PKG_URL = process.env.QBANK_PKG_URL || pathToFileURL(join(ROOT, "pkg", "node.src.js")).href;
 const GLUE_URL = new URL("./qbank_connect.js", PKG_URL).href;
-const SANDBOX = join(ROOT, "tests", "servers", "sandbox.mjs");
+const SANDBOX = join(ROOT, "src", "testing", "sandbox.mjs");
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

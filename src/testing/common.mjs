@@ -4,11 +4,15 @@
 // API's common calls and routes, the HTTP server with its sockets and timers,
 // and the command line.  Each server keeps its own routes, error bodies and
 // counter fields; where the two differ in a detail, an option here says which.
+// Node, Deno and Bun run them (qbank-connect/testing): Node's globals (Buffer,
+// process) are imported, since Deno does not have them as globals.
 // See README.md beside this file.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import { pathToFileURL } from 'node:url';
 
 export const BODY_LIMIT = 64 * 1024;
@@ -619,9 +623,10 @@ export function parseServerArgs(argv, { values = {}, switches = {} } = {}) {
   return out;
 }
 
-// Whether the module at `moduleUrl` is the script node was started with.
+// Whether the module at `moduleUrl` is the script node was started with (never
+// in the published bundles, which build.mjs gives no module URL).
 export function isMain(moduleUrl) {
-  if (!process.argv[1]) return false;
+  if (typeof moduleUrl !== 'string' || !process.argv[1]) return false;
   try {
     return moduleUrl === pathToFileURL(fs.realpathSync(process.argv[1])).href;
   } catch {

@@ -3,15 +3,18 @@
 // made through the Credentials API, refresh grant) and the Credentials API of
 // the QPay "Credentials & Authentication" document, with tenants of the three
 // types (processor, issuer, embosser), fault injection, a movable server clock
-// and counters, for the tests.
+// and counters, for the tests, and published as qbank-connect/testing
+// (index.mjs, as startQPaySandbox) for users' own tests.
 //
-//   node tests/servers/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]
+//   node src/testing/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]
 //
 // prints one line of JSON {"url","tokenUrl","credentialsBaseUrl","realm"} and
 // serves until SIGINT/SIGTERM.  It never writes a password, secret or token
 // anywhere.  See README.md beside this file.
 
 import crypto from 'node:crypto';
+import { Buffer } from 'node:buffer';
+import process from 'node:process';
 import {
   BODY_LIMIT, bearerChallenge, bump, createKit, isMain, mediaType, normalizeFault, onAnswered, parseBasic,
   remember, repeatedParam, runCli, signJwt,
@@ -824,6 +827,8 @@ export async function startQPay(options = {}) {
 
   return {
     url,
+    // What QPayCredentials.signIn and qpayTokenUrl take as `baseUrl` (with `realm`).
+    baseUrl: url,
     realm,
     issuer,
     tokenUrl: `${url}${tokenPath}`,
@@ -834,10 +839,11 @@ export async function startQPay(options = {}) {
   };
 }
 
+// Not awaited: the published CommonJS bundle of this file cannot hold a top-level await.
 if (isMain(import.meta.url)) {
-  await runCli({
+  runCli({
     name: 'qpay',
-    usage: 'node tests/servers/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]',
+    usage: 'node src/testing/qpay.mjs [--port N] [--token-lifetime S] [--realm R] [--host H]',
     values: { '--realm': 'realm' },
     // A start that fails (a bad realm name, a port in use) is one line on stderr, not a stack trace.
     async start(opts) {

@@ -1,9 +1,10 @@
 // A local QBank Connect sandbox: an OAuth 2.0 client-credentials token
 // endpoint plus a tiny slice of the QBank Connect API, with fault injection,
-// a movable server clock and counters, for the demo and the test suites.
+// a movable server clock and counters, for the demo and the test suites, and
+// published as qbank-connect/testing (index.mjs) for users' own tests.
 //
-//   node tests/servers/sandbox.mjs [--port 8787] [--token-lifetime 3600]
-//                                  [--jwt] [--omit-expires-in] [--generic] [--host 127.0.0.1]
+//   node src/testing/sandbox.mjs [--port 8787] [--token-lifetime 3600]
+//                                [--jwt] [--omit-expires-in] [--generic] [--host 127.0.0.1]
 //
 // prints one line of JSON {"url","tokenUrl","apiBaseUrl"} and serves until
 // SIGINT/SIGTERM.  See README.md beside this file.
@@ -457,10 +458,11 @@ export async function startSandbox(options = {}) {
   };
 }
 
+// Not awaited: the published CommonJS bundle of this file cannot hold a top-level await.
 if (isMain(import.meta.url)) {
-  await runCli({
+  runCli({
     name: 'sandbox',
-    usage: 'node tests/servers/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--generic] [--host H]',
+    usage: 'node src/testing/sandbox.mjs [--port N] [--token-lifetime S] [--jwt] [--omit-expires-in] [--generic] [--host H]',
     switches: { '--jwt': 'jwtTokens', '--omit-expires-in': 'omitExpiresIn', '--generic': 'generic' },
     start: startSandbox,
     announce: (sb) => ({ url: sb.url, tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl }),
