@@ -12,6 +12,8 @@
 //   node.js     Node ESM (the node condition): index.js, with requests of clients without a
 //               `fetch` option sent through node:http(s) (src/js/node-http.js) instead of fetch.
 //   node.cjs    Node require(): node.js bundled to CommonJS.
+//   testing.js, testing.cjs  qbank-connect/testing: the local sandboxes (src/testing/), Node, Deno
+//               and Bun only (see below).
 // Each entry is one bundled, minified file with a source map (see `entries` below).
 import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync } from "node:fs";
 import { join, dirname, relative, basename } from "node:path";
@@ -252,6 +254,29 @@ async function shortLocals(file, map) {
   writeFileSync(file, out.code);
   writeFileSync(`${file}.map`, typeof out.map === "string" ? out.map : JSON.stringify(out.map));
 }
+// qbank-connect/testing (testing.js, testing.cjs): the local QBank sandbox and QPay of
+// src/testing/, the very servers the package's own tests use, for users' tests in Node, Deno and
+// Bun. They serve with node:http, so the entry is in neither workerd.js nor the Workers
+// conditions (package.json's exports map them to null). Bundled but not minified: a user reading
+// a stack trace from their test reads the servers' own code. build.mjs gives the bundles no
+// module URL, so the servers' command lines (isMain) never start from them.
+for (const [format, ext] of [["esm", "js"], ["cjs", "cjs"]]) {
+  buildSync({
+    entryPoints: [join(root, "src", "testing", "index.mjs")],
+    outfile: join(outDir, `testing.${ext}`),
+    bundle: true,
+    format,
+    platform: "node",
+    target: "es2022",
+    define: { "import.meta.url": "undefined" },
+    logLevel: "warning",
+    legalComments: "none",
+  });
+}
+const testingDts = readFileSync(join(here, "testing.d.ts"), "utf8");
+writeFileSync(join(outDir, "testing.d.ts"), testingDts);
+writeFileSync(join(outDir, "testing.d.cts"), testingDts);
+
 // The sources of the bundles (*.src.js, qbank_connect.js, snippets/, wasm-bytes.js) stay in pkg/
 // but are not published: the soak (tests/soak) loads node.src.js beside qbank_connect.js, to
 // reach the wasm instance that the glue module holds.

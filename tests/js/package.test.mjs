@@ -182,9 +182,10 @@ void s;
 test("the published type declarations name no internal member (no `__` anywhere)", () => {
   const pkg = JSON.parse(readFileSync(join(PKG, "package.json"), "utf8"));
   const declarations = pkg.files.filter((f) => /\.d\.[cm]?ts$/.test(f));
-  assert.deepEqual(declarations.sort(), ["index.d.cts", "index.d.ts"], "the published declarations");
-  const typesOf = (conditions) => Object.values(conditions).flatMap((v) => (typeof v === "string" ? [] : v.types ? [v.types] : typesOf(v)));
-  for (const t of [pkg.types, ...typesOf(pkg.exports["."])]) assert.ok(declarations.includes(t.replace(/^\.\//, "")), `${t} is published`);
+  assert.deepEqual(declarations.sort(), ["index.d.cts", "index.d.ts", "testing.d.cts", "testing.d.ts"], "the published declarations");
+  // (null: a condition under which the subpath does not resolve, e.g. ./testing in Workers.)
+  const typesOf = (conditions) => Object.values(conditions).flatMap((v) => (v === null || typeof v === "string" ? [] : v.types ? [v.types] : typesOf(v)));
+  for (const t of [pkg.types, ...typesOf(pkg.exports["."]), ...typesOf(pkg.exports["./testing"])]) assert.ok(declarations.includes(t.replace(/^\.\//, "")), `${t} is published`);
   for (const f of declarations) {
     const text = readFileSync(join(PKG, f), "utf8");
     assert.ok(text.length > 1000 && !text.includes("__"), `${f} names no internal (\`__\`) member`);
