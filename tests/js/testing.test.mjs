@@ -3,7 +3,8 @@
 // ensureConsumer), in Node ESM, Node CommonJS, Deno and Bun. In each, a test written against the
 // entry starts the sandbox, injects a 503 on the API and sees getBalance retry and succeed; three
 // 503s use up the retries. A Worker that imports the entry fails to bundle; the Workers build and
-// the main entries carry none of it; its types check in a strict TypeScript consumer.
+// the main entries carry none of it; its types check in a strict TypeScript consumer. The
+// README's examples (node:test and Deno.test) run as written.
 //
 // The Node children run under the leak scanner (standalone: it scans at exit and fails the
 // process on a leak); Deno's and Bun's output comes back here and is checked for the secret.
@@ -217,4 +218,41 @@ void p;
   );
   const r = run(join(BIN, "tsc"), ["-p", join(CONSUMER, "ts-testing", "tsconfig.json")], { cwd: CONSUMER });
   assert.equal(r.code, 0, r.stdout + r.stderr);
+});
+
+// The README's two examples ("Testing your integration"), as written, from the packed package:
+// the node:test suite under `node --test`, the Deno.test under `deno test --allow-net=127.0.0.1`
+// (its npm: specifiers read as the installed package's names).
+function readmeExample(after) {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const at = readme.indexOf(after);
+  assert.ok(at >= 0, `README has "${after}"`);
+  const m = /```(?:js|ts)\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert.ok(m, `a code block after "${after}"`);
+  return m[1];
+}
+
+test("README: the node:test example passes under node --test (leak-scanned)", () => {
+  const f = consumerFile("testing/readme.test.mjs", readmeExample("In a `node:test` suite:"));
+  const { NODE_TEST_CONTEXT, ...rest } = process.env;
+  // A nested run of its own (its report beside the example, not over this run's). The scanner
+  // sees the test process's output and the tokens its sandbox issues; the package installed in
+  // the consumer is not instrumented (tests/leaks/hooks.mjs wraps the entries of pkg/ only).
+  const env = { ...rest, QBANK_LEAK_REPORT: join(CONSUMER, "testing", "readme-leaks.json") };
+  const r = run(process.execPath, ["--require", join(ROOT, "tests", "leaks", "register.cjs"), "--test", "--test-reporter=tap", f], { cwd: CONSUMER, env });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /leak scanner: \d+ strings scanned, 0 leaks/, r.stdout);
+  assert.match(r.stdout, /# pass 2\n/, r.stdout);
+  assert.match(r.stdout, /# fail 0\n/, r.stdout);
+});
+
+test("README: the Deno.test example passes under deno test --allow-net=127.0.0.1", () => {
+  const source = readmeExample("In a `Deno.test`").replaceAll('"npm:qbank-connect', '"qbank-connect');
+  const f = consumerFile("testing/readme_test.ts", source);
+  const r = run(join(BIN, "deno"), ["test", "--no-prompt", "--allow-net=127.0.0.1", "--node-modules-dir=manual", "--no-lock", "--no-check", f], {
+    cwd: CONSUMER,
+    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok \| 1 passed \| 0 failed/, r.stdout);
 });
