@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureConsumer, consumerFile, run, BIN, CONSUMER, PKG, ROOT, WORKER_BUILD } from "./harness.mjs";
-import { DEFAULT_CLIENTS } from "../../src/testing/index.mjs";
+import { DEFAULT_CLIENTS, startSandbox, startQPaySandbox } from "../../src/testing/index.mjs";
 
 const ACCOUNT = "a1b2c3d4-e5f6-7890-1234-567890abcde";
 
@@ -174,6 +174,43 @@ test("package.json: ./testing is null under the Workers and browser conditions (
   for (const f of ["testing.js", "testing.cjs"]) {
     const text = readFileSync(join(PKG, f), "utf8");
     for (const m of ["common.mjs", "sandbox.mjs", "qpay.mjs"]) assert.ok(text.includes(`// src/testing/${m}`), `${f} is bundled from src/testing/${m}`);
+  }
+});
+
+// The members testing.d.ts declares for an interface (with those of the interfaces it extends).
+function declared(dts, name) {
+  const m = new RegExp(`export interface ${name}(?:<[^>]*>)?(?: extends (\\w+)[^\\n]*?)? \\{\\n([\\s\\S]*?)\\n\\}`).exec(dts);
+  assert.ok(m, `testing.d.ts declares ${name}`);
+  const own = [...m[2].matchAll(/^ {2}(\w+)\??[(:]/gm)].map((x) => x[1]);
+  return [...(m[1] ? declared(dts, m[1]) : []), ...own].sort();
+}
+
+test("testing.d.ts declares exactly what the servers give: the returned object, control, counters, configuration", async () => {
+  const dts = readFileSync(join(ROOT, "pkg-template", "testing.d.ts"), "utf8");
+  const keys = (o) => Object.keys(o).sort();
+  const sb = await startSandbox();
+  try {
+    assert.deepEqual(keys(sb), declared(dts, "Sandbox"), "Sandbox");
+    assert.deepEqual(keys(sb.control), declared(dts, "SandboxControl"), "SandboxControl");
+    assert.deepEqual(keys(sb.control.counters()), declared(dts, "SandboxCounters"), "SandboxCounters");
+    assert.deepEqual(keys(sb.control.configure({})), declared(dts, "SandboxConfig"), "SandboxConfig");
+    assert.deepEqual(keys(sb.control.clock()), declared(dts, "ServerClock"), "ServerClock");
+    const [pending] = sb.control.addFault({ target: "api", status: 503 });
+    assert.deepEqual(keys(pending), declared(dts, "PendingSandboxFault"), "PendingSandboxFault");
+  } finally {
+    await sb.close();
+  }
+  const qp = await startQPaySandbox();
+  try {
+    assert.deepEqual(keys(qp), declared(dts, "QPaySandbox"), "QPaySandbox");
+    assert.deepEqual(keys(qp.control), declared(dts, "QPayControl"), "QPayControl");
+    assert.deepEqual(keys(qp.control.counters()), declared(dts, "QPayCounters"), "QPayCounters");
+    assert.deepEqual(keys(qp.control.configure({})), declared(dts, "QPayConfig"), "QPayConfig");
+    assert.deepEqual(keys(qp.control.tenants()[0]), declared(dts, "QPayTenant"), "QPayTenant");
+    const [pending] = qp.control.addFault({ target: "api", status: 503 });
+    assert.deepEqual(keys(pending), declared(dts, "PendingFault"), "PendingFault");
+  } finally {
+    await qp.close();
   }
 });
 
