@@ -2,7 +2,7 @@
 // way a user would: from the packed tarball installed in the consumer project (harness.mjs's
 // ensureConsumer), in Node ESM, Node CommonJS, Deno and Bun. In each, a test written against the
 // entry starts the sandbox, injects a 503 on the API and sees getBalance retry and succeed; three
-// 503s use up the retries. A Worker that imports the entry fails to bundle; the Workers build and
+// 503s use up the retries; the local QPay signs a seeded user in. A Worker that imports the entry fails to bundle; the Workers build and
 // the main entries carry none of it; its types check in a strict TypeScript consumer. The
 // README's examples (node:test and Deno.test) run as written.
 //
@@ -55,6 +55,15 @@ async function probe(testing, q) {
   } finally {
     await sb.close();
   }
+  // The local QPay: a seeded user signs in (password grant) and reads its tenant.
+  const qp = await testing.startQPaySandbox();
+  try {
+    const creds = await q.QPayCredentials.signIn({ baseUrl: qp.baseUrl, realm: qp.realm, allowInsecureHttp: true, username: "issuer-admin", password: "issuer-pass-not-real" });
+    const who = await creds.whoami();
+    out.qpay = { tenantId: who.tenantId, tokenSuccessesByGrant: qp.control.counters().tokenSuccessesByGrant, apiByRoute: qp.control.counters().apiByRoute };
+  } finally {
+    await qp.close();
+  }
   return out;
 }
 `;
@@ -82,7 +91,9 @@ const EXPORTS = [
 function checkProbe(r, runtime, entry) {
   assert.equal(r.code, 0, `${runtime}: ${r.stdout}${r.stderr}`);
   const text = r.stdout + r.stderr;
-  for (const c of DEFAULT_CLIENTS) assert.ok(!text.includes(c.clientSecret), `${runtime}: the output holds no client secret`);
+  for (const secret of [...DEFAULT_CLIENTS.map((c) => c.clientSecret), "issuer-pass-not-real"]) {
+    assert.ok(!text.includes(secret), `${runtime}: the output holds no client secret or password`);
+  }
   const out = JSON.parse(r.stdout.trim().split("\n").pop());
   assert.deepEqual(out.exports, EXPORTS, `${runtime}: the entry's exports`);
   assert.equal(out.entry, entry, `${runtime}: qbank-connect/testing resolves to ${entry}`);
@@ -99,6 +110,11 @@ function checkProbe(r, runtime, entry) {
     out.afterThree,
     { isQBankError: true, code: "server_error", status: 503, counters: { tokenRequests: 0, apiRequests: 3, apiByStatus: { 503: 3 }, faultsApplied: 3 } },
     `${runtime}: three 503s use up the retries`,
+  );
+  assert.deepEqual(
+    out.qpay,
+    { tenantId: "issuer-banco-azul", tokenSuccessesByGrant: { password: 1 }, apiByRoute: { "GET /credentials/whoami": { 200: 1 } } },
+    `${runtime}: the local QPay signs a seeded user in and answers whoami`,
   );
 }
 
