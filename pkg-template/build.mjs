@@ -14,8 +14,9 @@
 //   node.cjs    Node require(): node.js bundled to CommonJS.
 //   testing.js, testing.cjs  qbank-connect/testing: the local sandboxes (src/testing/), Node, Deno
 //               and Bun only (see below).
+//   cli.mjs     the `qbank-connect` command (src/cli/qbank-connect.mjs, copied as it is).
 // Each entry is one bundled, minified file with a source map (see `entries` below).
-import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, rmSync, cpSync, readdirSync, statSync, chmodSync } from "node:fs";
 import { join, dirname, relative, basename } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
@@ -290,5 +291,9 @@ const dts = readFileSync(join(here, "index.d.ts"), "utf8");
 writeFileSync(join(outDir, "index.d.ts"), dts);
 writeFileSync(join(outDir, "index.d.cts"), dts);
 cpSync(join(here, "README.md"), join(outDir, "README.md"));
+// The command line (the package's `bin`, `npx qbank-connect`): src/cli/qbank-connect.mjs as it is,
+// beside the node.js and testing.js it imports; executable, for a `bin` linked from pkg/ itself.
+cpSync(join(root, "src", "cli", "qbank-connect.mjs"), join(outDir, "cli.mjs"));
+chmodSync(join(outDir, "cli.mjs"), 0o755);
 
 console.log(`built ${relative(process.cwd(), outDir)}/ (qbank-connect ${version})`);
