@@ -15,7 +15,9 @@ export function initialize(data) {
 
 /**
  * Whether `url` is one of the package's ESM entries for Node: index.js or node.js beside
- * qbank_connect.js (each a bundle that exports the classes).
+ * qbank_connect.js (pkg/), or in the installed package (a folder whose package.json is named
+ * qbank-connect: the published files, without qbank_connect.js), each a bundle that exports the
+ * classes.
  */
 function isPackageEntry(url) {
   if (!url.startsWith("file:") || url.includes("?") || !/\/(index|node)\.js$/.test(url)) return false;
@@ -23,7 +25,9 @@ function isPackageEntry(url) {
     let yes = false;
     try {
       const file = fileURLToPath(url);
-      yes = existsSync(join(dirname(file), "qbank_connect.js")) && /\bexport\s*\{[^}]*\bQBankClient\b/.test(readFileSync(file, "utf8"));
+      const dir = dirname(file);
+      const installed = () => existsSync(join(dir, "package.json")) && JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).name === "qbank-connect";
+      yes = (existsSync(join(dir, "qbank_connect.js")) || installed()) && /\bexport\s*\{[^}]*\bQBankClient\b/.test(readFileSync(file, "utf8"));
     } catch {
       yes = false;
     }
