@@ -22,11 +22,7 @@ const PACKAGE_ENTRY = "./node.js";
 const TESTING_ENTRY = "./testing.js";
 
 /** @typedef {typeof import("../../pkg-template/index.js")} Package */
-/**
- * The testing entry, as this command uses it.
- * @typedef {{ url: string, port: number, close(): Promise<void> } & Record<string, unknown>} Server
- * @typedef {{ startSandbox(o: object): Promise<Server>, startQPaySandbox(o: object): Promise<Server> }} Testing
- */
+/** @typedef {typeof import("../../pkg-template/testing.js")} Testing */
 
 const loadPackage = async () => /** @type {Package} */ (await import(PACKAGE_ENTRY));
 const loadTesting = async () => /** @type {Testing} */ (await import(TESTING_ENTRY));
@@ -302,24 +298,29 @@ const describeEnvironment = (env) => (env === "production" ? "production" : env.
  * @param {string} command @param {Args} args
  */
 async function serve(command, { values, switches }) {
-  const options = /** @type {Record<string, unknown>} */ ({
+  const common = {
     port: intOption(values, "port", "--port", 65535),
     host: values.host,
     tokenLifetimeSeconds: intOption(values, "tokenLifetime", "--token-lifetime"),
-    ...(command === "sandbox" ? { jwtTokens: switches.jwtTokens === true, omitExpiresIn: switches.omitExpiresIn === true, generic: switches.generic === true } : { realm: values.realm }),
-  });
-  for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
+  };
   const testing = await loadTesting();
+  /** @type {{ close(): Promise<void> }} */
   let server;
+  /** @type {Record<string, string>} */
+  let announce;
   try {
-    server = command === "sandbox" ? await testing.startSandbox(options) : await testing.startQPaySandbox(options);
+    if (command === "sandbox") {
+      const sb = await testing.startSandbox({ ...common, jwtTokens: switches.jwtTokens === true, omitExpiresIn: switches.omitExpiresIn === true, generic: switches.generic === true });
+      server = sb;
+      announce = { url: sb.url, tokenUrl: sb.tokenUrl, apiBaseUrl: sb.apiBaseUrl };
+    } else {
+      const qp = await testing.startQPaySandbox({ ...common, realm: values.realm });
+      server = qp;
+      announce = { url: qp.url, tokenUrl: qp.tokenUrl, credentialsBaseUrl: qp.credentialsBaseUrl, realm: qp.realm };
+    }
   } catch (e) {
     throw new CliError("unexpected", `the ${command} could not start: ${e instanceof Error ? e.message : String(e)}`, EXIT.unexpected);
   }
-  const announce =
-    command === "sandbox"
-      ? { url: server.url, tokenUrl: server.tokenUrl, apiBaseUrl: server.apiBaseUrl }
-      : { url: server.url, tokenUrl: server.tokenUrl, credentialsBaseUrl: server.credentialsBaseUrl, realm: server.realm };
   process.stdout.write(`${JSON.stringify(announce)}\n`);
   await new Promise((resolve) => {
     process.once("SIGINT", resolve);

@@ -14,7 +14,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { ensureConsumer, CONSUMER, ROOT, freePort } from "./harness.mjs";
-import { startSandbox, DEFAULT_CLIENTS } from "../servers/sandbox.mjs";
+import { startSandbox, DEFAULT_CLIENTS } from "../../src/testing/sandbox.mjs";
 
 const scanner = globalThis[Symbol.for("qbank-connect.leak-scanner")];
 const SCANNED = scanner !== undefined && process.env.QBANK_LEAK_RUN_DIR !== undefined;
