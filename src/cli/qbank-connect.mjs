@@ -173,16 +173,13 @@ const REFUSED_SECRET_FLAG =
   "QBANK_CLIENT_SECRET (or a variable named by --client-secret-env NAME), or pipe it to standard input " +
   "with --client-secret-stdin.";
 
-/** Whether `arg` hands over a secret on the command line (`--client-secret x`, `--client-secret=x`). */
-/** @param {string} arg */
+/** Whether `arg` hands over a secret on the command line (`--client-secret x`, `--client-secret=x`). @param {string} arg */
 const isSecretFlag = (arg) => arg === "--client-secret" || arg.startsWith("--client-secret=");
 
-/** An option's name as it may be echoed: never the value after `=`. */
-/** @param {string} arg */
+/** An option's name as it may be echoed: never the value after `=`. @param {string} arg */
 const optionName = (arg) => arg.split("=")[0];
 
-/** A mistyped command as it may be echoed: a word like a command's name, else not at all. */
-/** @param {string} arg */
+/** A mistyped command as it may be echoed: a word like a command's name, else not at all. @param {string} arg */
 const commandWord = (arg) => (/^-/.test(arg) ? optionName(arg) : /^[a-z][a-z-]{0,29}$/.test(arg) ? `"${arg}"` : "(not echoed: not a command name)");
 
 /**
@@ -287,8 +284,10 @@ function environmentOption(value) {
   return { tokenUrl: `${base}/token`, apiBaseUrl: base };
 }
 
-/** Where the requests went, for the output and the hints (URLs carry no secret: the package refuses user-info). */
-/** @param {import("../../pkg-template/index.js").QBankEnvironment} env */
+/**
+ * Where the requests went, for the output and the hints (URLs carry no secret: the package refuses user-info).
+ * @param {import("../../pkg-template/index.js").QBankEnvironment} env
+ */
 const describeEnvironment = (env) => (env === "production" ? "production" : env.tokenUrl);
 
 // ---- the commands ----
