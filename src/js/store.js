@@ -51,6 +51,7 @@
  *
  * @typedef {object} Handle one manager's store: openStore's answer, opaque to the wasm
  * @property {TokenStore} store
+ * @property {Namespace | undefined} ns a coordinator's namespace (durableObjectStore), else undefined
  * @property {number} timeoutMs
  * @property {Promise<Keys>} keys
  * @property {{ raw: string, stamp: string } | undefined} last the value last read that decrypted, and its stamp
@@ -99,7 +100,8 @@ export function openStore(store, keyMaterial, identity, timeoutMs) {
   const keys = deriveKeys(utf8.encode(keyMaterial), new Uint8Array(identity));
   // Nobody may await it before the first store call: a failure is reported there.
   keys.catch(() => {});
-  return { store, timeoutMs, keys, last: undefined, tail: Promise.resolve() };
+  const ns = isCoordinator(store) ? /** @type {any} */ (store)[COORDINATOR] : undefined;
+  return { store, ns, timeoutMs, keys, last: undefined, tail: Promise.resolve() };
 }
 
 /**
@@ -135,11 +137,10 @@ export function isCoordinator(store) {
 /**
  * The coordinator object for the entry `name`: one object per credential set, named after the
  * entry (never the client id).
- * @param {Handle} h
+ * @param {Namespace} ns
  * @param {string} name
  */
-function coordinator(h, name) {
-  const ns = /** @type {Namespace} */ (/** @type {any} */ (h.store)[COORDINATOR]);
+function coordinator(ns, name) {
   return ns.get(ns.idFromName(name));
 }
 
@@ -177,9 +178,11 @@ export function storeRead(h, options) {
     const keys = await h.keys;
     const name = keys.name;
     let raw;
-    if (options) {
+    if (h.ns) {
       await h.tail;
-      raw = await coordinator(h, name).token({ v: 1, name, have: h.last ? h.last.raw : null, options });
+      // The wasm gives options exactly when the store is a coordinator (the same isCoordinator).
+      const request = { v: /** @type {1} */ (1), name, have: h.last ? h.last.raw : null, options: /** @type {object} */ (options) };
+      raw = await coordinator(h.ns, name).token(request);
     } else raw = await h.store.get(name);
     if (raw === null || raw === undefined) return OK;
     if (typeof raw !== "string") return ERROR;
@@ -200,7 +203,7 @@ export function storeRead(h, options) {
  */
 export function storeLease(h, ownerHi, ownerLo, ttlMs) {
   const store = h.store;
-  if (isCoordinator(store)) return Promise.resolve(ACQUIRED);
+  if (h.ns) return Promise.resolve(ACQUIRED);
   if (typeof store.setIfAbsent !== "function") return Promise.resolve(UNSUPPORTED);
   const setIfAbsent = store.setIfAbsent;
   return bounded(h, async () => {
@@ -224,7 +227,7 @@ export function storeLease(h, ownerHi, ownerLo, ttlMs) {
 export function storeWrite(h, token, scope, issuedAt, expiresAt, stampHi, stampLo) {
   return inOrder(h, async (keys) => {
     // A coordinator makes its own tokens: this manager's (a fallback's) stay in its memory.
-    if (isCoordinator(h.store)) return;
+    if (h.ns) return;
     /** @type {Entry} */
     const entry = { t: token, s: scope, i: issuedAt, e: expiresAt, n: hex16(stampHi, stampLo) };
     const value = await encrypt(keys, JSON.stringify(entry));
@@ -254,7 +257,7 @@ export function storeDelete(h, stampHi, stampLo) {
   return inOrder(h, async (keys) => {
     const last = h.last;
     if (!last || last.stamp !== hex16(stampHi, stampLo)) return;
-    if (isCoordinator(h.store)) await coordinator(h, keys.name).forget(keys.name, last.raw);
+    if (h.ns) await coordinator(h.ns, keys.name).forget(keys.name, last.raw);
     else await deleteIfEquals(h.store, keys.name, last.raw);
   });
 }

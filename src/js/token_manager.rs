@@ -36,7 +36,6 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::errors::{set, to_js};
 use super::http::{exchange, field};
-
 use super::json::strings;
 use super::options::{Options, StringOrList};
 use super::{store, support};
@@ -98,8 +97,6 @@ pub struct Config {
     store: Option<JsValue>,
     /// The `storeKey` option: the store's key material instead of the secret.
     store_key: Option<Secret>,
-    /// Whether `store` is a `durableObjectStore` (a coordinator that makes the token requests).
-    coordinator: bool,
     fleet: FleetPolicy,
     /// How long a waiter gives a shared flight before deciding it was lost.
     watchdog_ms: u64,
@@ -143,16 +140,18 @@ fn store_options(
         }
     }
     let defaults = FleetPolicy::default();
-    let default_timeout = match &store {
-        Some(s) if store::is_coordinator(s) => timeout_ms.saturating_add(1_000),
-        _ => defaults.store_timeout_ms,
+    let coordinated = store.as_ref().is_some_and(store::is_coordinator);
+    let default_timeout = if coordinated {
+        timeout_ms.saturating_add(1_000)
+    } else {
+        defaults.store_timeout_ms
     };
     let store_timeout_ms = o.millis("storeTimeoutMs", 1, 60_000, default_timeout)?;
     let lease_ttl_ms = o.millis("leaseTtlMs", 1_000, 120_000, defaults.lease_ttl_ms)?;
     let policy = FleetPolicy {
         store_timeout_ms,
         lease_ttl_ms,
-        coordinated: store.as_ref().is_some_and(store::is_coordinator),
+        coordinated,
         ..defaults
     };
     Ok((store, store_key, policy))
@@ -270,7 +269,6 @@ impl Config {
             auto_refresh: o.boolean("autoRefresh")?.unwrap_or(true),
             allow_insecure_http,
             on_event: o.function("onEvent")?,
-            coordinator: fleet.coordinated,
             store,
             store_key: store_key.map(Secret::new),
             fleet,
@@ -327,7 +325,7 @@ impl Config {
     /// memory only). Built for each read, so the secret is not held in JavaScript in between;
     /// `undefined` for any other store.
     fn coordinator_options(&self) -> JsValue {
-        if !self.coordinator {
+        if !self.fleet.coordinated {
             return JsValue::UNDEFINED;
         }
         let o = Object::new();
@@ -586,7 +584,7 @@ impl Inner {
     /// What a token from the store is said to come from: `"coordinator"` for a
     /// `durableObjectStore`, else `"store"`.
     fn store_source(&self) -> &'static str {
-        if self.cfg.coordinator {
+        if self.cfg.fleet.coordinated {
             "coordinator"
         } else {
             "store"
@@ -609,7 +607,7 @@ impl Inner {
             // The edge says it itself when the request's answer arrives (fetch_token).
             Event::TokenObtained { .. } => return,
             // A coordinator's "lease" is the object itself (store.js): nothing to say.
-            Event::LeaseTaken if self.cfg.coordinator => return,
+            Event::LeaseTaken if self.cfg.fleet.coordinated => return,
             Event::LeaseTaken => "lease_taken",
             Event::LeaseBusy => "lease_busy",
             Event::LeaseLost => "lease_lost",
@@ -1183,7 +1181,7 @@ impl Inner {
             set(&o, "storeTokens", &count(fs.store_tokens));
             set(&o, "storeReads", &count(fs.store_reads));
             set(&o, "storeFailures", &count(fs.store_failures));
-            if !self.cfg.coordinator {
+            if !self.cfg.fleet.coordinated {
                 set(&o, "leasesTaken", &count(fs.leases_taken));
             }
         }
