@@ -10,7 +10,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { ROOT, WORKER_BUILD as TEST_WORKER_BUILD, freePort, serveWorkerd, wasmAsModules, writeWorkerdConfig } from "../tests/js/harness.mjs";
+import { ROOT, WORKER_BUILD as TEST_WORKER_BUILD, freePort, serveWorkerd, wasmAsModules, writeServicesConfig, writeWorkerdConfig } from "../tests/js/harness.mjs";
 
 export const WORKER_BUILD = { ...TEST_WORKER_BUILD, external: [...TEST_WORKER_BUILD.external, "crypto", "node:*"] };
 
@@ -91,16 +91,5 @@ function writeCoordinatorConfig(dir, { modules, services, ports }) {
     ...services.map((s) => `(name = ${JSON.stringify(s.name)}, worker = ${worker(s.coordinator ? [binding] : [])})`),
     `(name = "internet", network = (allow = ["public", "private", "local"]))`,
   ];
-  const sockets = Object.entries(ports).map(([s, port]) => `(name = ${JSON.stringify(s)}, address = "127.0.0.1:${port}", http = (), service = ${JSON.stringify(s)})`);
-  writeFileSync(
-    join(dir, "config.capnp"),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    ${all.join(",\n    ")}
-  ],
-  sockets = [ ${sockets.join(",\n    ")} ],
-);
-`,
-  );
+  writeServicesConfig(dir, all, ports);
 }

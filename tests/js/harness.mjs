@@ -100,6 +100,29 @@ export function wasmAsModules(dir, wasmPath) {
 }
 
 /**
+ * Writes dir/config.capnp for several services (capnp service entries, e.g. a Durable Object's
+ * service and the Workers that bind it), each of `ports` ({ service: port }) served on
+ * 127.0.0.1:port by the service of that name (tests/js/coordinator/, bench/workerd.mjs).
+ * @param {string} dir
+ * @param {string[]} services
+ * @param {Record<string, number>} ports
+ */
+export function writeServicesConfig(dir, services, ports) {
+  const sockets = Object.entries(ports).map(([s, port]) => `(name = ${JSON.stringify(s)}, address = "127.0.0.1:${port}", http = (), service = ${JSON.stringify(s)})`);
+  writeFileSync(
+    join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    ${services.join(",\n    ")}
+  ],
+  sockets = [ ${sockets.join(",\n    ")} ],
+);
+`,
+  );
+}
+
+/**
  * Writes dir/config.capnp: a "main" Worker of `modules` (the first is its main module) with
  * `bindings` as text bindings (which is what Worker secrets are), served on 127.0.0.1:port, its
  * outbound fetches going to the network through an "internet" service. `extraBindings` are more

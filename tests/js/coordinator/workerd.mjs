@@ -17,7 +17,7 @@
 //   in-memory       the objects' storage is in memory even where a test asks for a disk
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CONSUMER, WORKER_BUILD, ensureConsumer, freePort, serveWorkerd, stopChild, wasmAsModules } from "../harness.mjs";
+import { CONSUMER, WORKER_BUILD, ensureConsumer, freePort, serveWorkerd, stopChild, wasmAsModules, writeServicesConfig } from "../harness.mjs";
 import { CLIENT_SOURCE, COORD_SOURCE, FAULT_CLASSES } from "./workers.mjs";
 
 export const BREAK = process.env.COORD_BREAK ?? "";
@@ -91,18 +91,7 @@ function writeConfig(root, { settings, disk, ports }) {
     `(name = "internet", network = (allow = ["public", "private", "local"]))`,
     ...(onDisk ? [`(name = "do-disk", disk = (path = ${JSON.stringify(disk)}, writable = true))`] : []),
   ];
-  const sockets = Object.entries(ports).map(([s, port]) => `(name = ${JSON.stringify(s)}, address = "127.0.0.1:${port}", http = (), service = ${JSON.stringify(s)})`);
-  writeFileSync(
-    join(root, "config.capnp"),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    ${services.join(",\n    ")}
-  ],
-  sockets = [ ${sockets.join(",\n    ")} ],
-);
-`,
-  );
+  writeServicesConfig(root, services, ports);
 }
 
 /**
